@@ -1,0 +1,130 @@
+//! The edgeslm guest: the engine behind the `edgeslm:runtime` WIT interfaces.
+//! Engine errors become the WIT `error` variant; nothing here panics on caller input.
+
+use edgeslm_engine as engine;
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "runtime",
+});
+
+use exports::edgeslm::runtime::inference::{Guest, GuestModel, Model as ModelHandle};
+use exports::edgeslm::runtime::types::{
+    ContextOverflow, Error, FinishReason, GenerateOptions, Generation, ModelInfo, TensorTypeCount, Timings,
+};
+
+struct Component;
+
+
+impl Guest for Component {
+    type Model = Model;
+}
+
+pub struct Model {
+    inner: engine::Model,
+}
+
+fn to_wit(e: engine::Error) -> Error {
+    use engine::Error as E;
+    match e {
+        E::FileNotFound(p) => Error::FileNotFound(p),
+        E::NotGguf(m) => Error::NotGguf(m),
+        E::UnsupportedArchitecture(a) => Error::UnsupportedArchitecture(a),
+        e @ E::UnsupportedTensorType { .. } => Error::UnsupportedTensorType(e.to_string()),
+        E::Corrupt(m) => Error::CorruptFile(m),
+        E::ContextOverflow { needed, limit } => {
+            Error::ContextOverflow(ContextOverflow { needed: needed as u32, limit: limit as u32 })
+        }
+        E::InvalidOption(m) => Error::InvalidOption(m),
+        E::Io(m) => Error::Io(m),
+    }
+}
+
+impl GuestModel for Model {
+    fn load(path: String) -> Result<ModelHandle, Error> {
+        let inner = engine::Model::open(&path).map_err(to_wit)?;
+        Ok(ModelHandle::new(Model { inner }))
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Result<ModelHandle, Error> {
+        let inner = engine::Model::from_bytes(bytes).map_err(to_wit)?;
+        Ok(ModelHandle::new(Model { inner }))
+    }
+
+    fn info(&self) -> ModelInfo {
+        let m = &self.inner;
+        let c = &m.config;
+        let mut types: Vec<TensorTypeCount> = Vec::new();
+        for t in &m.gguf.tensors {
+            let name = t.ggml_type.name();
+            match types.iter_mut().find(|x| x.type_name == name) {
+                Some(x) => x.tensors += 1,
+                None => types.push(TensorTypeCount { type_name: name.to_string(), tensors: 1 }),
+            }
+        }
+        ModelInfo {
+            architecture: c.arch.name().to_string(),
+            name: m.gguf.get_str("general.name").map(str::to_string),
+            parameter_count: m.parameter_count(),
+            layers: c.n_layer as u32,
+            context_length: c.n_ctx_train as u32,
+            embedding_length: c.n_embd as u32,
+            heads: c.n_head as u32,
+            kv_heads: c.n_head_kv as u32,
+            vocab_size: m.vocab_size() as u32,
+            tokenizer: m.tokenizer.kind.to_string(),
+            tensor_types: types,
+            file_size: m.file_size as u64,
+            backend: "portable".to_string(),
+        }
+    }
+
+    fn tokenize(&self, text: String, add_special: bool, parse_special: bool) -> Vec<u32> {
+        self.inner.tokenizer.encode(&text, add_special, parse_special)
+    }
+
+    fn detokenize(&self, tokens: Vec<u32>) -> Result<String, Error> {
+        let n = self.inner.tokenizer.vocab_size();
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= n) {
+            return Err(Error::InvalidOption(format!("token id {bad} is outside the vocabulary ({n})")));
+        }
+        Ok(self.inner.tokenizer.decode(&tokens))
+    }
+
+    fn generate(&self, prompt: String, o: GenerateOptions) -> Result<Generation, Error> {
+        let d = engine::GenerateOptions::default();
+        let opts = engine::GenerateOptions {
+            max_tokens: o.max_tokens.unwrap_or(d.max_tokens),
+            sampler: engine::SamplerConfig {
+                temperature: o.temperature.unwrap_or(d.sampler.temperature),
+                top_k: o.top_k.unwrap_or(d.sampler.top_k),
+                top_p: o.top_p.unwrap_or(d.sampler.top_p),
+                seed: o.seed.unwrap_or(d.sampler.seed),
+            },
+            stop: o.stop,
+            parse_special: o.parse_special.unwrap_or(d.parse_special),
+        };
+        let g = self.inner.generate(&prompt, &opts).map_err(to_wit)?;
+        let t = &g.timings;
+        Ok(Generation {
+            text: g.text,
+            tokens: g.tokens,
+            prompt_tokens: g.prompt_tokens as u32,
+            finish_reason: match g.finish_reason {
+                engine::FinishReason::EndOfGeneration => FinishReason::Stop,
+                engine::FinishReason::MaxTokens => FinishReason::Length,
+                engine::FinishReason::StopString => FinishReason::StopString,
+            },
+            timings: Timings {
+                prefill_ms: t.prefill_ms,
+                decode_ms: t.decode_ms,
+                prefill_tokens: t.prefill_tokens as u32,
+                decode_tokens: t.decode_tokens as u32,
+                prefill_tok_s: t.prefill_tok_s(),
+                decode_tok_s: t.decode_tok_s(),
+            },
+        })
+    }
+}
+
+export!(Component);

@@ -1,0 +1,144 @@
+//! The generation loop: tokenize, prefill, then sample one token at a time until an
+//! end-of-generation token, a stop string, or the token budget.
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::timing::Stopwatch;
+
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub max_tokens: u32,
+    pub sampler: SamplerConfig,
+    pub stop: Vec<String>,
+    /// Turn special-token markup in the prompt (e.g. `<start_of_turn>`) into those tokens.
+    pub parse_special: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions { max_tokens: 128, sampler: SamplerConfig::default(), stop: vec![], parse_special: false }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model produced an end-of-generation token.
+    EndOfGeneration,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// A stop string appeared; the text is cut before it.
+    StopString,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::EndOfGeneration => "stop",
+            FinishReason::MaxTokens => "length",
+            FinishReason::StopString => "stop-string",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    pub prefill_tokens: usize,
+    pub decode_tokens: usize,
+}
+
+impl Timings {
+    pub fn prefill_tok_s(&self) -> f64 {
+        rate(self.prefill_tokens, self.prefill_ms)
+    }
+    pub fn decode_tok_s(&self) -> f64 {
+        rate(self.decode_tokens, self.decode_ms)
+    }
+}
+
+fn rate(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 { n as f64 * 1000.0 / ms } else { 0.0 }
+}
+
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    /// The generated ids (not the prompt's), end-of-generation token excluded.
+    pub tokens: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub finish_reason: FinishReason,
+    pub timings: Timings,
+}
+
+impl Model {
+    pub fn generate(&self, prompt: &str, opts: &GenerateOptions) -> Result<Generation> {
+        let prompt_ids = self.tokenizer.encode(prompt, true, opts.parse_special);
+        self.generate_from_tokens(&prompt_ids, opts)
+    }
+
+    pub fn generate_from_tokens(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Generation> {
+        if prompt_ids.is_empty() {
+            return Err(Error::InvalidOption("the prompt is empty and the model adds no BOS token".into()));
+        }
+        if opts.stop.iter().any(String::is_empty) {
+            return Err(Error::InvalidOption("stop strings must not be empty".into()));
+        }
+        let mut sampler = Sampler::new(opts.sampler.clone())?;
+        let limit = self.config.n_ctx_train;
+        let needed = prompt_ids.len() + opts.max_tokens as usize;
+        if needed > limit {
+            return Err(Error::ContextOverflow { needed, limit });
+        }
+
+        let mut session = self.new_session();
+        let mut timings = Timings { prefill_tokens: prompt_ids.len(), ..Default::default() };
+        let clock = Stopwatch::start();
+        let mut logits = self.forward(&mut session, prompt_ids)?;
+        timings.prefill_ms = clock.ms();
+
+        let clock = Stopwatch::start();
+        let mut tokens = Vec::new();
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut finish = FinishReason::MaxTokens;
+        let mut cut = None;
+        for step in 0..opts.max_tokens {
+            let next = sampler.sample(&logits);
+            if self.tokenizer.is_eog(next) {
+                finish = FinishReason::EndOfGeneration;
+                break;
+            }
+            tokens.push(next);
+            bytes.extend(self.tokenizer.piece(next));
+            if let Some(at) = find_stop(&bytes, &opts.stop) {
+                cut = Some(at);
+                finish = FinishReason::StopString;
+                break;
+            }
+            if step + 1 < opts.max_tokens {
+                logits = self.forward(&mut session, &[next])?;
+                timings.decode_tokens += 1;
+            }
+        }
+        timings.decode_ms = clock.ms();
+        if let Some(at) = cut {
+            bytes.truncate(at);
+        }
+        Ok(Generation {
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            tokens,
+            prompt_tokens: prompt_ids.len(),
+            finish_reason: finish,
+            timings,
+        })
+    }
+}
+
+/// Byte offset of the earliest stop string in the output so far.
+fn find_stop(text: &[u8], stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter_map(|s| text.windows(s.len()).position(|w| w == s.as_bytes()))
+        .min()
+}

@@ -1,0 +1,32 @@
+//! edgeslm's inference engine: GGUF loading, quantized kernels, transformer forward passes,
+//! tokenizers and sampling. Plain Rust with no WASI or wasmtime dependency, so the same code
+//! is tested natively and runs unchanged inside the wasm32-wasip2 component.
+
+pub mod error;
+pub mod generate;
+pub mod gguf;
+pub mod model;
+pub mod quant;
+pub mod sampler;
+pub mod storage;
+pub mod tensor;
+pub mod timing;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use generate::{FinishReason, GenerateOptions, Generation, Timings};
+pub use model::{Model, Session};
+pub use sampler::SamplerConfig;
+pub use storage::Storage;
+
+impl Model {
+    /// Load a model from a file (memory-mapped natively).
+    pub fn open(path: &str) -> Result<Model> {
+        Model::load(Storage::open(path)?)
+    }
+
+    /// Load a model from bytes already in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Model> {
+        Model::load(Storage::Owned(bytes))
+    }
+}

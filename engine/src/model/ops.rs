@@ -1,0 +1,130 @@
+//! The element-wise and per-head operations of a transformer block, as ggml computes them.
+
+use super::config::RopeStyle;
+use crate::quant::f16::round_f16;
+
+/// RMS normalisation with a learned scale: y = x / √(mean(x²) + ε) · w.
+pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
+    // ggml accumulates the sum of squares in double precision.
+    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for (v, &g) in x.iter_mut().zip(w) {
+        *v = *v * scale * g;
+    }
+}
+
+/// Rotary position embedding of one head in place, for position `pos`.
+pub fn rope(x: &mut [f32], pos: usize, n_rot: usize, base: f32, freq_scale: f32, style: RopeStyle) {
+    let theta_scale = base.powf(-2.0 / n_rot as f32);
+    let mut theta = pos as f32;
+    for i in 0..n_rot / 2 {
+        let angle = theta * freq_scale;
+        let (sin, cos) = angle.sin_cos();
+        let (a, b) = match style {
+            RopeStyle::Adjacent => (2 * i, 2 * i + 1),
+            RopeStyle::Neox => (i, i + n_rot / 2),
+        };
+        let (x0, x1) = (x[a], x[b]);
+        x[a] = x0 * cos - x1 * sin;
+        x[b] = x0 * sin + x1 * cos;
+        theta *= theta_scale;
+    }
+}
+
+/// GELU, tanh approximation (Gemma's feed-forward activation).
+#[inline]
+pub fn gelu_exact(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+}
+
+/// GELU as ggml's CPU backend computes it: through a table indexed by the f16 input,
+/// holding f16 outputs (identity above 10, zero below -10).
+#[inline]
+pub fn gelu(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        round_f16(gelu_exact(round_f16(x)))
+    }
+}
+
+/// SiLU (llama's feed-forward activation).
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// Softmax in place.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// One query head attending over cached keys/values (already in f16 precision):
+/// out = softmax(q·Kᵀ) · V. Like llama.cpp with an f16 KV cache, the query and the
+/// attention weights are rounded to f16 before their products.
+pub fn attend(q: &[f32], keys: &[&[f32]], values: &[&[f32]], scores: &mut Vec<f32>, out: &mut [f32]) {
+    let q16: Vec<f32> = q.iter().map(|&v| round_f16(v)).collect();
+    scores.clear();
+    scores.extend(keys.iter().map(|k| dot(&q16, k)));
+    softmax(scores);
+    out.fill(0.0);
+    for (&w, v) in scores.iter().zip(values) {
+        let w = round_f16(w);
+        for (o, &x) in out.iter_mut().zip(v.iter()) {
+            *o += w * x;
+        }
+    }
+}
+
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums let the compiler vectorise without reassociating by itself.
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[c * 8 + l] * b[c * 8 + l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for i in chunks * 8..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn rope_rotates_pairs_and_keeps_norm() {
+        let mut x: Vec<f32> = (0..8).map(|i| i as f32 + 1.0).collect();
+        let n0: f32 = x.iter().map(|v| v * v).sum();
+        rope(&mut x, 7, 8, 10000.0, 1.0, RopeStyle::Neox);
+        let n1: f32 = x.iter().map(|v| v * v).sum();
+        assert!((n0 - n1).abs() < 1e-3);
+        let mut y = vec![1.0, 0.0];
+        rope(&mut y, 1, 2, 10000.0, 1.0, RopeStyle::Adjacent);
+        assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+    }
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut x = vec![1.0, 2.0, 3.0, -1e9];
+        softmax(&mut x);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(x[3], 0.0);
+    }
+}

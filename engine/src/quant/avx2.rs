@@ -1,0 +1,204 @@
+//! x86-64 AVX2+FMA twins of the scalar dot products (selected at run time).
+//! Same integer sums as `scalar`; only the float accumulation order differs.
+
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+use super::f16::read_f16;
+use super::scalar::scale_min_k4;
+use super::{GgmlType, QuantizedRow, QK, QK_K};
+
+pub fn available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// `None` where there is no AVX2 kernel for the type (the scalar one runs instead).
+#[inline]
+pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
+    // SAFETY: callers check `available()`; every kernel reads within the row's blocks.
+    unsafe {
+        Some(match ty {
+            GgmlType::Q8_0 => dot_q8_0(w, a),
+            GgmlType::Q4_0 => dot_q4_0(w, a),
+            GgmlType::Q4_1 => dot_q4_1(w, a),
+            GgmlType::Q5_0 => dot_q5_0(w, a),
+            GgmlType::Q4K => dot_q4_k(w, a),
+            GgmlType::Q6K => dot_q6_k(w, a),
+            _ => return None,
+        })
+    }
+}
+
+#[inline(always)]
+unsafe fn hsum_ps(v: __m256) -> f32 {
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps(v, 1);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Σ x·y over 32 signed bytes, as 8 i32 lanes.
+#[inline(always)]
+unsafe fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+}
+
+/// Σ x·y with x unsigned (< 128) and y signed, as 8 i32 lanes.
+#[inline(always)]
+unsafe fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
+}
+
+/// 16 bytes of packed nibbles → 32 bytes: low nibbles first, then high nibbles.
+#[inline(always)]
+unsafe fn unpack_nibbles(p: *const u8) -> __m256i {
+    let b = _mm_loadu_si128(p as *const __m128i);
+    let hi = _mm_srli_epi16(b, 4);
+    _mm256_and_si256(_mm256_set_m128i(hi, b), _mm256_set1_epi8(0x0f))
+}
+
+/// 32 bits → 32 bytes, 0xFF where the bit is set.
+#[inline(always)]
+unsafe fn bits_to_bytes(bits: u32) -> __m256i {
+    let v = _mm256_set1_epi32(bits as i32);
+    let shuf = _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
+    let bytes = _mm256_shuffle_epi8(v, shuf);
+    let mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(bytes, mask), _mm256_set1_epi64x(-1))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q8_0(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (i, blk) in w.chunks_exact(34).enumerate() {
+        let x = _mm256_loadu_si256(blk.as_ptr().add(2) as *const __m256i);
+        let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
+        let d = _mm256_set1_ps(read_f16(blk, 0) * a.d[i]);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(x, y)), acc);
+    }
+    hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q4_0(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (i, blk) in w.chunks_exact(18).enumerate() {
+        let x = _mm256_sub_epi8(unpack_nibbles(blk.as_ptr().add(2)), _mm256_set1_epi8(8));
+        let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
+        let d = _mm256_set1_ps(read_f16(blk, 0) * a.d[i]);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(x, y)), acc);
+    }
+    hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    for (i, blk) in w.chunks_exact(20).enumerate() {
+        let x = unpack_nibbles(blk.as_ptr().add(4));
+        let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
+        let d = _mm256_set1_ps(read_f16(blk, 0) * a.d[i]);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(x, y)), acc);
+        mins += read_f16(blk, 2) * a.s[i];
+    }
+    hsum_ps(acc) + mins
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (i, blk) in w.chunks_exact(22).enumerate() {
+        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+        let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+        let x = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(blk.as_ptr().add(6)), hi), _mm256_set1_epi8(16));
+        let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
+        let d = _mm256_set1_ps(read_f16(blk, 0) * a.d[i]);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(x, y)), acc);
+    }
+    hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    let m4 = _mm256_set1_epi8(0x0f);
+    for (i, blk) in w.chunks_exact(144).enumerate() {
+        let scales = &blk[4..16];
+        let q8 = a.qs.as_ptr().add(i * QK_K);
+        let bsums = &a.bsums[i * 16..i * 16 + 16];
+        let mut sumi = _mm256_setzero_si256();
+        let mut summ = 0i32;
+        for c in 0..4 {
+            let (sc1, m1) = scale_min_k4(2 * c, scales);
+            let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+            let q4 = _mm256_loadu_si256(blk.as_ptr().add(16 + c * 32) as *const __m256i);
+            let lo = _mm256_and_si256(q4, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            let y1 = _mm256_loadu_si256(q8.add(c * 64) as *const __m256i);
+            let y2 = _mm256_loadu_si256(q8.add(c * 64 + 32) as *const __m256i);
+            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y1), _mm256_set1_epi16(sc1 as i16));
+            let p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y2), _mm256_set1_epi16(sc2 as i16));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p1, p2));
+            summ += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
+            summ += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
+        }
+        let d = read_f16(blk, 0) * a.d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        mins += read_f16(blk, 2) * a.d[i] * summ as f32;
+    }
+    hsum_ps(acc) - mins
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m3 = _mm256_set1_epi8(0x03);
+    for (i, blk) in w.chunks_exact(210).enumerate() {
+        let q8 = a.qs.as_ptr().add(i * QK_K);
+        let bsums = &a.bsums[i * 16..i * 16 + 16];
+        let sc = &blk[192..208];
+        let mut sumi = _mm256_setzero_si256();
+        let mut offset = 0i32; // Σ sc·32·bsum: the "-32" centring, applied once per block
+        for half in 0..2 {
+            let ql0 = _mm256_loadu_si256(blk.as_ptr().add(half * 64) as *const __m256i);
+            let ql1 = _mm256_loadu_si256(blk.as_ptr().add(half * 64 + 32) as *const __m256i);
+            let qh = _mm256_loadu_si256(blk.as_ptr().add(128 + half * 32) as *const __m256i);
+            let quads = [
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4),
+                ),
+            ];
+            for (k, q) in quads.iter().enumerate() {
+                let s0 = sc[half * 8 + 2 * k] as i8 as i16;
+                let s1 = sc[half * 8 + 2 * k + 1] as i8 as i16;
+                let y = _mm256_loadu_si256(q8.add(half * 128 + k * 32) as *const __m256i);
+                let scv = _mm256_setr_epi16(s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(*q, y), scv));
+                let g = half * 8 + 2 * k;
+                offset += 32 * (s0 as i32 * bsums[g] as i32 + s1 as i32 * bsums[g + 1] as i32);
+            }
+        }
+        let d = read_f16(blk, 208) * a.d[i];
+        let v = _mm256_sub_epi32(sumi, _mm256_setr_epi32(offset, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc);
+    }
+    hsum_ps(acc)
+}

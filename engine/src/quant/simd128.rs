@@ -1,0 +1,179 @@
+//! WebAssembly SIMD128 twins of the scalar dot products (the component is built with
+//! `+simd128`). Same integer sums as `scalar`; only the float accumulation order differs.
+
+use core::arch::wasm32::*;
+
+use super::f16::read_f16;
+use super::scalar::scale_min_k4;
+use super::{GgmlType, QuantizedRow, QK, QK_K};
+
+/// `None` where there is no SIMD128 kernel for the type (the scalar one runs instead).
+#[inline]
+pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
+    // SAFETY: every load below reads 16 bytes inside a block of the row or of `a.qs`.
+    unsafe {
+        Some(match ty {
+            GgmlType::Q8_0 => dot_q8_0(w, a),
+            GgmlType::Q4_0 => dot_q4_0(w, a),
+            GgmlType::Q4_1 => dot_q4_1(w, a),
+            GgmlType::Q5_0 => dot_q5_0(w, a),
+            GgmlType::Q4K => dot_q4_k(w, a),
+            GgmlType::Q6K => dot_q6_k(w, a),
+            _ => return None,
+        })
+    }
+}
+
+#[inline(always)]
+unsafe fn load(p: *const u8) -> v128 {
+    v128_load(p as *const v128)
+}
+
+/// Σ x·y over 16 signed bytes, as 4 i32 lanes.
+#[inline(always)]
+fn dot16(x: v128, y: v128) -> v128 {
+    let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(x), i16x8_extend_low_i8x16(y));
+    let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(x), i16x8_extend_high_i8x16(y));
+    i32x4_add(lo, hi)
+}
+
+#[inline(always)]
+fn hsum_i32(v: v128) -> i32 {
+    i32x4_extract_lane::<0>(v) + i32x4_extract_lane::<1>(v) + i32x4_extract_lane::<2>(v) + i32x4_extract_lane::<3>(v)
+}
+
+#[inline(always)]
+fn hsum_f32(v: v128) -> f32 {
+    (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v)) + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
+}
+
+/// Σ over one 32-value block where the weights are given as two 16-byte halves.
+#[inline(always)]
+unsafe fn block_dot(x0: v128, x1: v128, q8: *const i8) -> v128 {
+    i32x4_add(dot16(x0, load(q8 as *const u8)), dot16(x1, load(q8.add(16) as *const u8)))
+}
+
+unsafe fn dot_q8_0(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    for (i, blk) in w.chunks_exact(34).enumerate() {
+        let p = blk.as_ptr().add(2);
+        let s = block_dot(load(p), load(p.add(16)), a.qs.as_ptr().add(i * QK));
+        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(read_f16(blk, 0) * a.d[i])));
+    }
+    hsum_f32(acc)
+}
+
+#[inline(always)]
+unsafe fn nibbles(p: *const u8) -> (v128, v128) {
+    let b = load(p);
+    let m = u8x16_splat(0x0f);
+    (v128_and(b, m), u8x16_shr(b, 4))
+}
+
+unsafe fn dot_q4_0(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    let eight = i8x16_splat(8);
+    for (i, blk) in w.chunks_exact(18).enumerate() {
+        let (lo, hi) = nibbles(blk.as_ptr().add(2));
+        let s = block_dot(i8x16_sub(lo, eight), i8x16_sub(hi, eight), a.qs.as_ptr().add(i * QK));
+        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(read_f16(blk, 0) * a.d[i])));
+    }
+    hsum_f32(acc)
+}
+
+unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    let mut mins = 0.0f32;
+    for (i, blk) in w.chunks_exact(20).enumerate() {
+        let (lo, hi) = nibbles(blk.as_ptr().add(4));
+        let s = block_dot(lo, hi, a.qs.as_ptr().add(i * QK));
+        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(read_f16(blk, 0) * a.d[i])));
+        mins += read_f16(blk, 2) * a.s[i];
+    }
+    hsum_f32(acc) + mins
+}
+
+/// 16 bits of `bits` starting at `from` → 16 bytes holding 0x10 where the bit is set.
+#[inline(always)]
+fn high_bits(bits: u32, from: u32) -> v128 {
+    let b = bits >> from;
+    let mut out = [0u8; 16];
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = (((b >> k) & 1) << 4) as u8;
+    }
+    // SAFETY: reading a local 16-byte array.
+    unsafe { load(out.as_ptr()) }
+}
+
+unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    let sixteen = i8x16_splat(16);
+    for (i, blk) in w.chunks_exact(22).enumerate() {
+        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+        let (lo, hi) = nibbles(blk.as_ptr().add(6));
+        let x0 = i8x16_sub(v128_or(lo, high_bits(qh, 0)), sixteen);
+        let x1 = i8x16_sub(v128_or(hi, high_bits(qh, 16)), sixteen);
+        let s = block_dot(x0, x1, a.qs.as_ptr().add(i * QK));
+        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(read_f16(blk, 0) * a.d[i])));
+    }
+    hsum_f32(acc)
+}
+
+unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut sum = 0.0f32;
+    for (i, blk) in w.chunks_exact(144).enumerate() {
+        let scales = &blk[4..16];
+        let q8 = a.qs.as_ptr().add(i * QK_K);
+        let bsums = &a.bsums[i * 16..i * 16 + 16];
+        let mut sumi = i32x4_splat(0);
+        let mut summ = 0i32;
+        for c in 0..4 {
+            let (sc1, m1) = scale_min_k4(2 * c, scales);
+            let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+            let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
+            let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
+            let d1 = block_dot(lo0, lo1, q8.add(c * 64));
+            let d2 = block_dot(hi0, hi1, q8.add(c * 64 + 32));
+            sumi = i32x4_add(sumi, i32x4_mul(d1, i32x4_splat(sc1 as i32)));
+            sumi = i32x4_add(sumi, i32x4_mul(d2, i32x4_splat(sc2 as i32)));
+            summ += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
+            summ += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
+        }
+        sum += read_f16(blk, 0) * a.d[i] * hsum_i32(sumi) as f32 - read_f16(blk, 2) * a.d[i] * summ as f32;
+    }
+    sum
+}
+
+unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut sum = 0.0f32;
+    let m4 = u8x16_splat(0x0f);
+    let m3 = u8x16_splat(0x03);
+    let c32 = i8x16_splat(32);
+    for (i, blk) in w.chunks_exact(210).enumerate() {
+        let q8 = a.qs.as_ptr().add(i * QK_K);
+        let sc = &blk[192..208];
+        let mut sumi = i32x4_splat(0);
+        for half in 0..2 {
+            for part in 0..2 {
+                // 16 of the 32 `l` positions: one scale group in each of the four quads.
+                let o = part * 16;
+                let ql0 = load(blk.as_ptr().add(half * 64 + o));
+                let ql1 = load(blk.as_ptr().add(half * 64 + 32 + o));
+                let qh = load(blk.as_ptr().add(128 + half * 32 + o));
+                let quads = [
+                    v128_or(v128_and(ql0, m4), u8x16_shl(v128_and(qh, m3), 4)),
+                    v128_or(v128_and(ql1, m4), u8x16_shl(v128_and(u8x16_shr(qh, 2), m3), 4)),
+                    v128_or(u8x16_shr(ql0, 4), u8x16_shl(v128_and(u8x16_shr(qh, 4), m3), 4)),
+                    v128_or(u8x16_shr(ql1, 4), u8x16_shl(u8x16_shr(qh, 6), 4)),
+                ];
+                for (k, q) in quads.iter().enumerate() {
+                    let s = sc[half * 8 + 2 * k + part] as i8 as i32;
+                    let y = load(q8.add(half * 128 + k * 32 + o) as *const u8);
+                    sumi = i32x4_add(sumi, i32x4_mul(dot16(i8x16_sub(*q, c32), y), i32x4_splat(s)));
+                }
+            }
+        }
+        sum += read_f16(blk, 208) * a.d[i] * hsum_i32(sumi) as f32;
+    }
+    sum
+}

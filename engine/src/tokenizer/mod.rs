@@ -1,0 +1,290 @@
+//! Tokenizers built from GGUF metadata, producing the same ids as llama.cpp:
+//! SentencePiece-style score merging (`tokenizer.ggml.model = llama`, Gemma) and GPT-2
+//! byte-level BPE (`gpt2`, SmolLM2).
+
+mod bpe;
+mod pretokenize;
+mod spm;
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::gguf::{Gguf, Value};
+
+/// Token attributes, a bit set as in llama.cpp (a token can be user-defined *and* control).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Attr(u8);
+
+impl Attr {
+    pub const NORMAL: Attr = Attr(1);
+    pub const UNKNOWN: Attr = Attr(2);
+    pub const CONTROL: Attr = Attr(4);
+    pub const USER_DEFINED: Attr = Attr(8);
+    pub const UNUSED: Attr = Attr(16);
+    pub const BYTE: Attr = Attr(32);
+
+    /// From `tokenizer.ggml.token_type` (1 normal, 2 unknown, 3 control, 4 user-defined,
+    /// 5 unused, 6 byte).
+    fn from_gguf(v: i64) -> Attr {
+        match v {
+            2 => Attr::UNKNOWN,
+            3 => Attr::CONTROL,
+            4 => Attr::USER_DEFINED,
+            5 => Attr::UNUSED,
+            6 => Attr::BYTE,
+            _ => Attr::NORMAL,
+        }
+    }
+
+    pub fn has(self, other: Attr) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+#[derive(Debug)]
+enum Model {
+    Spm(spm::Spm),
+    Bpe(bpe::Bpe),
+}
+
+#[derive(Debug)]
+pub struct Tokenizer {
+    model: Model,
+    pub tokens: Vec<String>,
+    pub attrs: Vec<Attr>,
+    pub scores: Vec<f32>,
+    token_to_id: HashMap<String, u32>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub add_bos: bool,
+    /// End-of-generation tokens: eos plus the turn/end markers llama.cpp recognises.
+    pub eog: Vec<u32>,
+    /// Control, user-defined and unknown tokens, longest text first: the strings the input
+    /// is split on before the model tokenizer runs (control ones only when asked).
+    special: Vec<u32>,
+    pub kind: &'static str,
+    pub pre: String,
+}
+
+/// A piece of the input after splitting out special tokens.
+enum Fragment<'a> {
+    Text(&'a str),
+    Token(u32),
+}
+
+/// Token texts llama.cpp treats as end-of-generation in any vocabulary.
+const EOG_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+];
+
+impl Tokenizer {
+    pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
+        let kind = g.require_str("tokenizer.ggml.model")?.to_string();
+        let tokens: Vec<String> = string_array(g, "tokenizer.ggml.tokens")?
+            .ok_or_else(|| Error::Corrupt("missing tokenizer.ggml.tokens".into()))?;
+        let n = tokens.len();
+        if n == 0 {
+            return Err(Error::Corrupt("empty vocabulary".into()));
+        }
+        let scores = match g.get("tokenizer.ggml.scores").and_then(Value::as_array) {
+            Some(a) if a.len() == n => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
+            Some(_) => return Err(Error::Corrupt("tokenizer.ggml.scores has the wrong length".into())),
+            None => vec![0.0; n],
+        };
+        let mut attrs: Vec<Attr> = match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
+            Some(a) if a.len() == n => a
+                .iter()
+                .map(|v| match v {
+                    Value::I32(x) => Attr::from_gguf(*x as i64),
+                    other => Attr::from_gguf(other.as_u64().unwrap_or(1) as i64),
+                })
+                .collect(),
+            Some(_) => return Err(Error::Corrupt("tokenizer.ggml.token_type has the wrong length".into())),
+            None => vec![Attr::NORMAL; n],
+        };
+        let mut token_to_id = HashMap::with_capacity(n);
+        for (i, t) in tokens.iter().enumerate() {
+            // llama.cpp keeps the first id for a duplicated text.
+            token_to_id.entry(t.clone()).or_insert(i as u32);
+        }
+        let id_key = |k: &str| -> Option<u32> { g.get_u64(k).filter(|&v| (v as usize) < n).map(|v| v as u32) };
+        let bos = id_key("tokenizer.ggml.bos_token_id");
+        let eos = id_key("tokenizer.ggml.eos_token_id");
+        let pre = g.get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
+
+        let (model, kind, default_add_bos) = match kind.as_str() {
+            "llama" => (Model::Spm(spm::Spm::new(&tokens, &attrs)?), "spm", true),
+            "gpt2" => {
+                let merges = string_array(g, "tokenizer.ggml.merges")?
+                    .ok_or_else(|| Error::Corrupt("gpt2 tokenizer without tokenizer.ggml.merges".into()))?;
+                (Model::Bpe(bpe::Bpe::new(&merges, &pre)?), "bpe", false)
+            }
+            other => return Err(Error::UnsupportedArchitecture(format!("tokenizer model '{other}'"))),
+        };
+        let add_bos = g.get_bool("tokenizer.ggml.add_bos_token").unwrap_or(default_add_bos);
+
+        // End-of-generation tokens are found by their text, as llama.cpp does; such a token
+        // also becomes a control token (so plain-text tokenization never produces it).
+        let mut eog: Vec<u32> = Vec::new();
+        for (i, t) in tokens.iter().enumerate() {
+            if EOG_TEXTS.contains(&t.as_str()) {
+                eog.push(i as u32);
+                attrs[i].0 |= Attr::CONTROL.0;
+            }
+        }
+        // Gemma 4 / PaddleOCR: `</s>` is text when the vocabulary has `<|tool_response>`.
+        if let (Some(s), true) = (token_to_id.get("</s>"), token_to_id.contains_key("<|tool_response>")) {
+            eog.retain(|e| e != s);
+            attrs[*s as usize] = Attr::NORMAL;
+        }
+        for e in eos.into_iter().chain(id_key("tokenizer.ggml.eot_token_id")) {
+            if !eog.contains(&e) {
+                eog.push(e);
+            }
+        }
+
+        let mut special: Vec<u32> = (0..n as u32)
+            .filter(|&i| {
+                let a = attrs[i as usize];
+                (a.has(Attr::CONTROL) || a.has(Attr::USER_DEFINED) || a.has(Attr::UNKNOWN)) && !tokens[i as usize].is_empty()
+            })
+            .collect();
+        special.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()));
+
+        Ok(Tokenizer { model, tokens, attrs, scores, token_to_id, bos, eos, add_bos, eog, special, kind, pre })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.token_to_id.get(text).copied()
+    }
+
+    pub fn is_eog(&self, id: u32) -> bool {
+        self.eog.contains(&id)
+    }
+
+    /// Tokenize `text`. `add_special` prepends BOS when the model asks for it;
+    /// `parse_special` lets control-token markup (e.g. `<start_of_turn>`) become its token.
+    pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
+        let mut out = Vec::new();
+        if add_special && self.add_bos {
+            if let Some(b) = self.bos {
+                out.push(b);
+            }
+        }
+        for frag in self.partition(text, parse_special) {
+            match frag {
+                Fragment::Token(id) => out.push(id),
+                Fragment::Text(t) => match &self.model {
+                    Model::Spm(m) => m.encode(self, t, &mut out),
+                    Model::Bpe(m) => m.encode(self, t, &mut out),
+                },
+            }
+        }
+        out
+    }
+
+    /// Split the text on special-token strings, longest first, as llama.cpp does.
+    fn partition<'a>(&self, text: &'a str, parse_special: bool) -> Vec<Fragment<'a>> {
+        let mut frags = vec![Fragment::Text(text)];
+        if text.is_empty() {
+            return vec![];
+        }
+        for &id in &self.special {
+            // Without special parsing only user-defined tokens split the text.
+            let a = self.attrs[id as usize];
+            if !parse_special && (a.has(Attr::CONTROL) || a.has(Attr::UNKNOWN)) {
+                continue;
+            }
+            let pat = self.tokens[id as usize].as_str();
+            if !frags.iter().any(|f| matches!(f, Fragment::Text(t) if t.contains(pat))) {
+                continue;
+            }
+            let mut next = Vec::with_capacity(frags.len() + 2);
+            for f in frags {
+                match f {
+                    Fragment::Text(t) => {
+                        let mut rest = t;
+                        while let Some(at) = rest.find(pat) {
+                            if at > 0 {
+                                next.push(Fragment::Text(&rest[..at]));
+                            }
+                            next.push(Fragment::Token(id));
+                            rest = &rest[at + pat.len()..];
+                        }
+                        if !rest.is_empty() {
+                            next.push(Fragment::Text(rest));
+                        }
+                    }
+                    tok => next.push(tok),
+                }
+            }
+            frags = next;
+        }
+        frags
+    }
+
+    /// The bytes a token stands for in output text (control and unknown tokens render as
+    /// nothing, as in llama.cpp's detokenizer without `special`).
+    pub fn piece(&self, id: u32) -> Vec<u8> {
+        let Some(text) = self.tokens.get(id as usize) else { return vec![] };
+        let a = self.attrs[id as usize];
+        if a.has(Attr::CONTROL) || a.has(Attr::UNKNOWN) {
+            vec![]
+        } else if a.has(Attr::USER_DEFINED) {
+            text.as_bytes().to_vec()
+        } else if a.has(Attr::NORMAL) {
+            match &self.model {
+                Model::Spm(_) => text.replace('\u{2581}', " ").into_bytes(),
+                Model::Bpe(_) => bpe::decode_byte_level(text),
+            }
+        } else if a.has(Attr::BYTE) {
+            spm::byte_token_value(text).map(|b| vec![b]).unwrap_or_default()
+        } else {
+            vec![]
+        }
+    }
+
+    /// Detokenize ids into text (invalid UTF-8 sequences are replaced).
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let mut bytes = Vec::new();
+        for &id in ids {
+            bytes.extend(self.piece(id));
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+fn string_array(g: &Gguf, key: &str) -> Result<Option<Vec<String>>> {
+    match g.get(key) {
+        None => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::Corrupt(format!("{key}: non-string element"))))
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(Error::Corrupt(format!("{key} is not an array"))),
+    }
+}

@@ -1,0 +1,222 @@
+//! A wasmtime embedding of the edgeslm component.
+//!
+//! [`Host`] compiles the component once (caching the machine code next to it);
+//! [`Session`] is one instance with the model's directory preopened read-only, and wraps
+//! the WIT `model` resource in plain Rust calls.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "runtime",
+});
+
+pub use exports::edgeslm::runtime::types::{
+    Error as WitError, FinishReason, GenerateOptions, Generation, ModelInfo, Timings,
+};
+
+/// Where the model's directory appears inside the guest.
+const GUEST_MODEL_DIR: &str = "/model";
+
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The compiled component and a linker that provides WASI (and nothing else).
+pub struct Host {
+    engine: Engine,
+    component: Component,
+    linker: Linker<State>,
+    pub component_path: PathBuf,
+    pub compile_ms: f64,
+}
+
+impl Host {
+    /// Load the component at `path`, compiling it or reusing a cached compilation.
+    pub fn new(path: &Path) -> Result<Host> {
+        let t = Instant::now();
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
+        let component = load_cached(&engine, path, &bytes)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Ok(Host { engine, component, linker, component_path: path.to_path_buf(), compile_ms: ms(t) })
+    }
+
+    /// The component's imports, by name: what a guest could reach.
+    pub fn imports(&self) -> Vec<String> {
+        self.component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
+    }
+
+    /// A fresh instance; `model_dir` (if any) is preopened read-only at `/model`.
+    pub fn instantiate(&self, model_dir: Option<&Path>) -> Result<Session> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stderr();
+        if let Some(dir) = model_dir {
+            wasi.preopened_dir(dir, GUEST_MODEL_DIR, FsPerms::ReadOnly)
+                .map_err(|e| anyhow!("cannot open directory {}: {e}", dir.display()))?;
+        }
+        let mut store = Store::new(&self.engine, State { wasi: wasi.build(), table: ResourceTable::new() });
+        let bindings = Runtime::instantiate(&mut store, &self.component, &self.linker)?;
+        Ok(Session { store, bindings })
+    }
+}
+
+/// Compiling the component takes seconds; its machine code is cached beside it, keyed by
+/// the component's bytes and the engine's settings.
+fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let cache = path.with_extension(format!("{:016x}.cwasm", h.finish()));
+    if cache.exists() {
+        // SAFETY: the file was written by `precompile_component` of an engine with the same
+        // compatibility hash, in a directory we own; a stale or broken one fails to load and
+        // we fall back to compiling.
+        if let Ok(c) = unsafe { Component::deserialize_file(engine, &cache) } {
+            return Ok(c);
+        }
+    }
+    let compiled = engine.precompile_component(bytes)?;
+    let _ = std::fs::write(&cache, &compiled); // a read-only location just means no cache
+    // SAFETY: these bytes come from `precompile_component` of this very engine.
+    Ok(unsafe { Component::deserialize(engine, &compiled)? })
+}
+
+/// One component instance.
+pub struct Session {
+    store: Store<State>,
+    bindings: Runtime,
+}
+
+/// A model loaded inside a [`Session`].
+#[derive(Clone, Copy)]
+pub struct Model(ResourceAny);
+
+impl Session {
+    /// Load a model file from the preopened directory (pass the host path of a file inside it).
+    pub fn load(&mut self, file: &Path) -> Result<std::result::Result<Model, WitError>> {
+        let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("bad model path"))?;
+        let guest = format!("{GUEST_MODEL_DIR}/{name}");
+        let api = self.bindings.edgeslm_runtime_inference().model();
+        Ok(api.call_load(&mut self.store, &guest)?.map(Model))
+    }
+
+    pub fn load_bytes(&mut self, bytes: &[u8]) -> Result<std::result::Result<Model, WitError>> {
+        let api = self.bindings.edgeslm_runtime_inference().model();
+        Ok(api.call_from_bytes(&mut self.store, bytes)?.map(Model))
+    }
+
+    pub fn info(&mut self, m: Model) -> Result<ModelInfo> {
+        let api = self.bindings.edgeslm_runtime_inference().model();
+        Ok(api.call_info(&mut self.store, m.0)?)
+    }
+
+    pub fn tokenize(&mut self, m: Model, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let api = self.bindings.edgeslm_runtime_inference().model();
+        Ok(api.call_tokenize(&mut self.store, m.0, text, add_special, parse_special)?)
+    }
+
+    pub fn detokenize(&mut self, m: Model, tokens: &[u32]) -> Result<std::result::Result<String, WitError>> {
+        let api = self.bindings.edgeslm_runtime_inference().model();
+        Ok(api.call_detokenize(&mut self.store, m.0, tokens)?)
+    }
+
+    pub fn generate(
+        &mut self,
+        m: Model,
+        prompt: &str,
+        opts: &GenerateOptions,
+    ) -> Result<std::result::Result<Generation, WitError>> {
+        let api = self.bindings.edgeslm_runtime_inference().model();
+        Ok(api.call_generate(&mut self.store, m.0, prompt, opts)?)
+    }
+
+    pub fn drop_model(&mut self, m: Model) -> Result<()> {
+        Ok(m.0.resource_drop(&mut self.store)?)
+    }
+}
+
+impl WitError {
+    /// A short stable name for the variant (for JSON output and exit codes).
+    pub fn code(&self) -> &'static str {
+        match self {
+            WitError::FileNotFound(_) => "file-not-found",
+            WitError::NotGguf(_) => "not-gguf",
+            WitError::UnsupportedArchitecture(_) => "unsupported-architecture",
+            WitError::UnsupportedTensorType(_) => "unsupported-tensor-type",
+            WitError::CorruptFile(_) => "corrupt-file",
+            WitError::ContextOverflow(_) => "context-overflow",
+            WitError::InvalidOption(_) => "invalid-option",
+            WitError::Io(_) => "io",
+        }
+    }
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_tokens: None,
+            temperature: None,
+            top_k: None,
+            top_p: None,
+            seed: None,
+            stop: vec![],
+            parse_special: None,
+        }
+    }
+}
+
+/// Open `model` (a host path) in a new instance: preopen its directory and load it.
+/// Returns the session, the model handle and the load time in milliseconds.
+pub fn open_model(host: &Host, model: &Path) -> Result<(Session, Model, f64)> {
+    if !model.exists() {
+        bail!("file not found: {}", model.display());
+    }
+    if model.is_dir() {
+        bail!("{} is a directory, not a model file", model.display());
+    }
+    let abs = model.canonicalize().with_context(|| format!("cannot resolve {}", model.display()))?;
+    let dir = abs.parent().ok_or_else(|| anyhow!("model path has no directory"))?;
+    let mut session = host.instantiate(Some(dir))?;
+    let t = Instant::now();
+    let m = session.load(&abs)?.map_err(anyhow::Error::new)?;
+    Ok((session, m, ms(t)))
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The component built by `cargo xtask build`, found relative to the running executable
+/// (or through `EDGESLM_COMPONENT`).
+pub fn default_component_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("EDGESLM_COMPONENT") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let candidates = [
+        dir.join("edgeslm-component.wasm"),
+        dir.join("../edgeslm-component.wasm"),
+        dir.join("../wasm32-wasip2/release/edgeslm_component.wasm"),
+        dir.join("../../wasm32-wasip2/release/edgeslm_component.wasm"),
+    ];
+    candidates.into_iter().find(|p| p.exists())
+}

@@ -1,0 +1,197 @@
+//! `edgeslm`: run the edgeslm component in wasmtime from the command line.
+//!
+//!   edgeslm info     --model FILE
+//!   edgeslm tokenize --model FILE [--special] TEXT
+//!   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+//!                    [--seed S] [--stop STR]... [--special] [--json] PROMPT
+//!
+//! Common: --component PATH (default: the component built by `cargo xtask build`).
+//! Output goes to stdout; progress and timings to stderr; errors are one line and exit 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use edgeslm_host::{default_component_path, open_model, FinishReason, GenerateOptions, Host};
+use serde_json::json;
+
+const USAGE: &str = "usage:
+  edgeslm info     --model FILE
+  edgeslm tokenize --model FILE [--special] TEXT
+  edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+                   [--seed S] [--stop STR]... [--special] [--json] PROMPT
+options for all commands:
+  --component PATH   the edgeslm component (default: built by `cargo xtask build`)
+  --quiet            no progress on stderr";
+
+struct Args {
+    command: String,
+    model: Option<PathBuf>,
+    component: Option<PathBuf>,
+    positional: Vec<String>,
+    opts: GenerateOptions,
+    json: bool,
+    special: bool,
+    quiet: bool,
+}
+
+fn parse(argv: Vec<String>) -> Result<Args> {
+    let mut it = argv.into_iter();
+    let command = it.next().ok_or_else(|| anyhow!("no command given"))?;
+    if command == "--help" || command == "-h" || command == "help" {
+        println!("{USAGE}");
+        std::process::exit(0);
+    }
+    let mut a = Args {
+        command,
+        model: None,
+        component: None,
+        positional: vec![],
+        opts: GenerateOptions::default(),
+        json: false,
+        special: false,
+        quiet: false,
+    };
+    fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T> {
+        let v = v.ok_or_else(|| anyhow!("{flag} needs a value"))?;
+        v.parse().map_err(|_| anyhow!("{flag}: cannot parse '{v}'"))
+    }
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--model" | "-m" => a.model = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
+            "--component" => a.component = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
+            "--max-tokens" | "-n" => a.opts.max_tokens = Some(value(&arg, it.next())?),
+            "--temperature" => a.opts.temperature = Some(value(&arg, it.next())?),
+            "--top-k" => a.opts.top_k = Some(value(&arg, it.next())?),
+            "--top-p" => a.opts.top_p = Some(value(&arg, it.next())?),
+            "--seed" => a.opts.seed = Some(value(&arg, it.next())?),
+            "--stop" => a.opts.stop.push(value(&arg, it.next())?),
+            "--json" => a.json = true,
+            "--special" => a.special = true,
+            "--quiet" | "-q" => a.quiet = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--" => a.positional.extend(it.by_ref()),
+            s if s.starts_with("--") => bail!("unknown option {s}"),
+            _ => a.positional.push(arg),
+        }
+    }
+    if a.special {
+        a.opts.parse_special = Some(true);
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match run(argv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line: the outermost context and its root cause.
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("edgeslm: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(argv: Vec<String>) -> Result<()> {
+    let args = parse(argv).map_err(|e| anyhow!("{e}\n{USAGE}"))?;
+    let component = match &args.component {
+        Some(p) => p.clone(),
+        None => default_component_path()
+            .ok_or_else(|| anyhow!("the edgeslm component was not found; build it with `cargo xtask build` or pass --component"))?,
+    };
+    let model_path = args.model.clone().ok_or_else(|| anyhow!("--model FILE is required"))?;
+    let say = |m: String| {
+        if !args.quiet {
+            eprintln!("{m}");
+        }
+    };
+
+    let host = Host::new(&component).with_context(|| format!("loading component {}", component.display()))?;
+    let size = std::fs::metadata(&model_path).map(|m| m.len()).unwrap_or(0);
+    say(format!("edgeslm: loading {} ({:.1} MB) in the component...", model_path.display(), size as f64 / 1e6));
+    let (mut session, model, load_ms) = open_model(&host, &model_path)?;
+    say(format!("edgeslm: loaded in {load_ms:.0} ms"));
+
+    match args.command.as_str() {
+        "info" => {
+            let i = session.info(model)?;
+            let types: serde_json::Map<String, serde_json::Value> =
+                i.tensor_types.iter().map(|t| (t.type_name.clone(), json!(t.tensors))).collect();
+            let out = json!({
+                "architecture": i.architecture,
+                "name": i.name,
+                "parameter_count": i.parameter_count,
+                "layers": i.layers,
+                "context_length": i.context_length,
+                "embedding_length": i.embedding_length,
+                "heads": i.heads,
+                "kv_heads": i.kv_heads,
+                "vocab_size": i.vocab_size,
+                "tokenizer": i.tokenizer,
+                "tensor_types": types,
+                "file_size": i.file_size,
+                "backend": i.backend,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        "tokenize" => {
+            let text = one_positional(&args, "TEXT")?;
+            let ids = session.tokenize(model, &text, false, args.special)?;
+            println!("{}", serde_json::to_string(&ids)?);
+        }
+        "generate" => {
+            let prompt = one_positional(&args, "PROMPT")?;
+            let g = session.generate(model, &prompt, &args.opts)?.map_err(anyhow::Error::new)?;
+            let t = &g.timings;
+            let finish = match g.finish_reason {
+                FinishReason::Stop => "stop",
+                FinishReason::Length => "length",
+                FinishReason::StopString => "stop-string",
+            };
+            if args.json {
+                let out = json!({
+                    "text": g.text,
+                    "tokens": g.tokens,
+                    "prompt_tokens": g.prompt_tokens,
+                    "finish_reason": finish,
+                    "timings": {
+                        "load_ms": round2(load_ms),
+                        "prefill_ms": round2(t.prefill_ms),
+                        "decode_ms": round2(t.decode_ms),
+                        "prefill_tok_s": round2(t.prefill_tok_s),
+                        "decode_tok_s": round2(t.decode_tok_s),
+                    },
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("{}", g.text);
+            }
+            say(format!(
+                "edgeslm: {} prompt tokens, {} generated ({finish}); prefill {:.1} tok/s, decode {:.1} tok/s",
+                g.prompt_tokens,
+                g.tokens.len(),
+                t.prefill_tok_s,
+                t.decode_tok_s
+            ));
+        }
+        other => bail!("unknown command '{other}'\n{USAGE}"),
+    }
+    Ok(())
+}
+
+fn one_positional(args: &Args, what: &str) -> Result<String> {
+    match args.positional.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("{what} is missing\n{USAGE}"),
+        _ => bail!("expected one {what} argument, got {} (quote it)", args.positional.len()),
+    }
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}

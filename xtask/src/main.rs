@@ -1,0 +1,54 @@
+//! Project tasks. `cargo xtask build`: the component (wasm32-wasip2 + simd128) and the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("build") => build(),
+        Some("component") => build_component().map(|_| ()),
+        _ => {
+            eprintln!("usage: cargo xtask build      # component + target/release/edgeslm");
+            eprintln!("       cargo xtask component  # the component only");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(args).current_dir(root()).status().context("running cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Build the component and place it beside the CLI as target/release/edgeslm-component.wasm.
+fn build_component() -> Result<PathBuf> {
+    eprintln!("xtask: building the component (wasm32-wasip2, simd128)");
+    cargo(&["build", "-p", "edgeslm-component", "--target", "wasm32-wasip2", "--profile", "component"])?;
+    let built = root().join("target/wasm32-wasip2/component/edgeslm_component.wasm");
+    let out_dir = root().join("target/release");
+    std::fs::create_dir_all(&out_dir)?;
+    let out = out_dir.join("edgeslm-component.wasm");
+    std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
+    let size = std::fs::metadata(&out)?.len();
+    println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
+    Ok(out)
+}
+
+fn build() -> Result<()> {
+    build_component()?;
+    eprintln!("xtask: building the CLI");
+    cargo(&["build", "--release", "-p", "edgeslm-host", "--bin", "edgeslm"])?;
+    println!("cli: {}", root().join("target/release/edgeslm").display());
+    Ok(())
+}
