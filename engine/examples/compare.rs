@@ -16,6 +16,9 @@ fn main() {
         let want: Vec<u32> = c["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let g = model.generate_from_tokens(&ids, &edgeslm_engine::GenerateOptions { max_tokens: 64, ..Default::default() }).unwrap();
         let same = g.tokens.iter().zip(&want).take_while(|(a, b)| a == b).count();
-        println!("greedy: {} of {} same (ours {} tokens) {}", same, want.len(), g.tokens.len(), if g.tokens == want {"OK"} else {"DIFF"});
+        let m = c["margins"].as_array().unwrap();
+        let margin = m.get(same).map(|v| v.as_f64().unwrap()).unwrap_or(-1.0);
+        let minm = m.iter().map(|v| v.as_f64().unwrap()).fold(f64::MAX, f64::min);
+        println!("greedy: {} of {} same (ours {} tokens) {} margin at divergence {margin:.3} min margin {minm:.3}", same, want.len(), g.tokens.len(), if g.tokens == want {"OK"} else {"DIFF"});
     }
 }

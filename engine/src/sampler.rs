@@ -60,7 +60,7 @@ impl Sampler {
         }
         c.sort_unstable_by(by_logit);
         let max = c[0].1;
-        let mut probs: Vec<f64> = c.iter().map(|&(_, l)| (((l - max) / self.cfg.temperature) as f64).exp()).collect();
+        let mut probs: Vec<f64> = c.iter().map(|&(_, l)| libm::exp(((l - max) / self.cfg.temperature) as f64)).collect();
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
         let mut keep = probs.len();

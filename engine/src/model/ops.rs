@@ -1,4 +1,5 @@
 //! The element-wise and per-head operations of a transformer block, as ggml computes them.
+//! Transcendentals come from the pure-Rust `libm`, so native and wasm builds agree bit for bit.
 
 use super::config::RopeStyle;
 use crate::quant::f16::round_f16;
@@ -16,11 +17,11 @@ pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
 
 /// Rotary position embedding of one head in place, for position `pos`.
 pub fn rope(x: &mut [f32], pos: usize, n_rot: usize, base: f32, freq_scale: f32, style: RopeStyle) {
-    let theta_scale = base.powf(-2.0 / n_rot as f32);
+    let theta_scale = libm::powf(base, -2.0 / n_rot as f32);
     let mut theta = pos as f32;
     for i in 0..n_rot / 2 {
         let angle = theta * freq_scale;
-        let (sin, cos) = angle.sin_cos();
+        let (sin, cos) = (libm::sinf(angle), libm::cosf(angle));
         let (a, b) = match style {
             RopeStyle::Adjacent => (2 * i, 2 * i + 1),
             RopeStyle::Neox => (i, i + n_rot / 2),
@@ -36,7 +37,7 @@ pub fn rope(x: &mut [f32], pos: usize, n_rot: usize, base: f32, freq_scale: f32,
 #[inline]
 pub fn gelu_exact(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)))
 }
 
 /// GELU as ggml's CPU backend computes it: through a table indexed by the f16 input,
@@ -55,7 +56,7 @@ pub fn gelu(x: f32) -> f32 {
 /// SiLU (llama's feed-forward activation).
 #[inline]
 pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+    x / (1.0 + libm::expf(-x))
 }
 
 /// Softmax in place.
@@ -63,7 +64,7 @@ pub fn softmax(x: &mut [f32]) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0.0f64;
     for v in x.iter_mut() {
-        *v = (*v - max).exp();
+        *v = libm::expf(*v - max);
         sum += *v as f64;
     }
     let inv = (1.0 / sum) as f32;

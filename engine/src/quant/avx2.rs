@@ -1,5 +1,6 @@
 //! x86-64 AVX2+FMA twins of the scalar dot products (selected at run time).
-//! Same integer sums as `scalar`; only the float accumulation order differs.
+//! Each block's integer sum is computed with SIMD, then finished with exactly the scalar
+//! kernel's float expression, so results are bit-identical to `scalar`.
 
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
@@ -30,14 +31,13 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
     }
 }
 
+/// Sum of 8 i32 lanes (exact, so the order does not matter).
 #[inline(always)]
-unsafe fn hsum_ps(v: __m256) -> f32 {
-    let lo = _mm256_castps256_ps128(v);
-    let hi = _mm256_extractf128_ps(v, 1);
-    let s = _mm_add_ps(lo, hi);
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
 }
 
 /// Σ x·y over 32 signed bytes, as 8 i32 lanes.
@@ -74,60 +74,53 @@ unsafe fn bits_to_bytes(bits: u32) -> __m256i {
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q8_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut sum = 0.0f32;
     for (i, blk) in w.chunks_exact(34).enumerate() {
         let x = _mm256_loadu_si256(blk.as_ptr().add(2) as *const __m256i);
         let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
-        let d = _mm256_set1_ps(read_f16(blk, 0) * a.d[i]);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(x, y)), acc);
+        sum += hsum_i32(dot_i8(x, y)) as f32 * (read_f16(blk, 0) * a.d[i]);
     }
-    hsum_ps(acc)
+    sum
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q4_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut sum = 0.0f32;
     for (i, blk) in w.chunks_exact(18).enumerate() {
         let x = _mm256_sub_epi8(unpack_nibbles(blk.as_ptr().add(2)), _mm256_set1_epi8(8));
         let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
-        let d = _mm256_set1_ps(read_f16(blk, 0) * a.d[i]);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(x, y)), acc);
+        sum += hsum_i32(dot_i8(x, y)) as f32 * (read_f16(blk, 0) * a.d[i]);
     }
-    hsum_ps(acc)
+    sum
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0.0f32;
+    let mut sum = 0.0f32;
     for (i, blk) in w.chunks_exact(20).enumerate() {
         let x = unpack_nibbles(blk.as_ptr().add(4));
         let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
-        let d = _mm256_set1_ps(read_f16(blk, 0) * a.d[i]);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(x, y)), acc);
-        mins += read_f16(blk, 2) * a.s[i];
+        sum += hsum_i32(dot_u8_i8(x, y)) as f32 * (read_f16(blk, 0) * a.d[i]) + read_f16(blk, 2) * a.s[i];
     }
-    hsum_ps(acc) + mins
+    sum
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut sum = 0.0f32;
     for (i, blk) in w.chunks_exact(22).enumerate() {
         let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
         let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
         let x = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(blk.as_ptr().add(6)), hi), _mm256_set1_epi8(16));
         let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
-        let d = _mm256_set1_ps(read_f16(blk, 0) * a.d[i]);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(x, y)), acc);
+        sum += hsum_i32(dot_i8(x, y)) as f32 * (read_f16(blk, 0) * a.d[i]);
     }
-    hsum_ps(acc)
+    sum
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0.0f32;
+    let mut sum = 0.0f32;
     let m4 = _mm256_set1_epi8(0x0f);
     for (i, blk) in w.chunks_exact(144).enumerate() {
         let scales = &blk[4..16];
@@ -150,15 +143,15 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
             summ += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
         }
         let d = read_f16(blk, 0) * a.d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        mins += read_f16(blk, 2) * a.d[i] * summ as f32;
+        let dmin = read_f16(blk, 2) * a.d[i];
+        sum += hsum_i32(sumi) as f32 * d - summ as f32 * dmin;
     }
-    hsum_ps(acc) - mins
+    sum
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut sum = 0.0f32;
     let m4 = _mm256_set1_epi8(0x0f);
     let m3 = _mm256_set1_epi8(0x03);
     for (i, blk) in w.chunks_exact(210).enumerate() {
@@ -196,9 +189,7 @@ unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
                 offset += 32 * (s0 as i32 * bsums[g] as i32 + s1 as i32 * bsums[g + 1] as i32);
             }
         }
-        let d = read_f16(blk, 208) * a.d[i];
-        let v = _mm256_sub_epi32(sumi, _mm256_setr_epi32(offset, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc);
+        sum += (hsum_i32(sumi) - offset) as f32 * (read_f16(blk, 208) * a.d[i]);
     }
-    hsum_ps(acc)
+    sum
 }

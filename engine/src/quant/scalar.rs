@@ -1,5 +1,7 @@
 //! Reference kernels: block decoding and dot products written for clarity.
-//! The SIMD twins must agree with these (see the tests at the bottom and in avx2/simd128).
+//! The SIMD twins compute the same per-block integer sums and finish each block with the
+//! same float expression, in the same order, so every path gives bit-identical results:
+//! native and wasm hosts agree to the last bit.
 
 use super::f16::{bf16_to_f32, f16_to_f32, read_f16};
 use super::{GgmlType, QuantizedRow, QK, QK_K};
@@ -174,7 +176,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
                     sumi += ((blk[2 + j] & 0xf) as i32 - 8) * q8[j] as i32;
                     sumi += ((blk[2 + j] >> 4) as i32 - 8) * q8[j + 16] as i32;
                 }
-                sum += sumi as f32 * read_f16(blk, 0) * a.d[i];
+                sum += sumi as f32 * (read_f16(blk, 0) * a.d[i]);
             }
             sum
         }
@@ -187,7 +189,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
                     sumi += (blk[4 + j] & 0xf) as i32 * q8[j] as i32;
                     sumi += (blk[4 + j] >> 4) as i32 * q8[j + 16] as i32;
                 }
-                sum += sumi as f32 * read_f16(blk, 0) * a.d[i] + read_f16(blk, 2) * a.s[i];
+                sum += sumi as f32 * (read_f16(blk, 0) * a.d[i]) + read_f16(blk, 2) * a.s[i];
             }
             sum
         }
@@ -201,7 +203,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
                     let (lo, hi) = q5_pair(blk[6 + j], qh, j);
                     sumi += (lo - 16) * q8[j] as i32 + (hi - 16) * q8[j + 16] as i32;
                 }
-                sum += sumi as f32 * read_f16(blk, 0) * a.d[i];
+                sum += sumi as f32 * (read_f16(blk, 0) * a.d[i]);
             }
             sum
         }
@@ -215,7 +217,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
                     let (lo, hi) = q5_pair(blk[8 + j], qh, j);
                     sumi += lo * q8[j] as i32 + hi * q8[j + 16] as i32;
                 }
-                sum += sumi as f32 * read_f16(blk, 0) * a.d[i] + read_f16(blk, 2) * a.s[i];
+                sum += sumi as f32 * (read_f16(blk, 0) * a.d[i]) + read_f16(blk, 2) * a.s[i];
             }
             sum
         }
@@ -224,7 +226,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
             for (i, blk) in w.chunks_exact(34).enumerate() {
                 let q8 = &a.qs[i * QK..];
                 let sumi: i32 = (0..QK).map(|j| blk[2 + j] as i8 as i32 * q8[j] as i32).sum();
-                sum += sumi as f32 * read_f16(blk, 0) * a.d[i];
+                sum += sumi as f32 * (read_f16(blk, 0) * a.d[i]);
             }
             sum
         }
@@ -254,7 +256,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
                 }
                 let d = read_f16(blk, 0) * a.d[i];
                 let dmin = read_f16(blk, 2) * a.d[i];
-                sum += d * sumi as f32 - dmin * summ as f32;
+                sum += sumi as f32 * d - summ as f32 * dmin;
             }
             sum
         }
@@ -277,7 +279,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
                         sumi += (sc[is + 6] as i8) as i32 * q4 * q8[l + 96] as i32;
                     }
                 }
-                sum += read_f16(blk, 208) * a.d[i] * sumi as f32;
+                sum += sumi as f32 * (read_f16(blk, 208) * a.d[i]);
             }
             sum
         }

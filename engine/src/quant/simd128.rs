@@ -1,5 +1,6 @@
 //! WebAssembly SIMD128 twins of the scalar dot products (the component is built with
-//! `+simd128`). Same integer sums as `scalar`; only the float accumulation order differs.
+//! `+simd128`). Each block's integer sum is computed with SIMD, then finished with exactly
+//! the scalar kernel's float expression, so results are bit-identical to `scalar`.
 
 use core::arch::wasm32::*;
 
@@ -42,11 +43,6 @@ fn hsum_i32(v: v128) -> i32 {
     i32x4_extract_lane::<0>(v) + i32x4_extract_lane::<1>(v) + i32x4_extract_lane::<2>(v) + i32x4_extract_lane::<3>(v)
 }
 
-#[inline(always)]
-fn hsum_f32(v: v128) -> f32 {
-    (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v)) + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
-}
-
 /// Σ over one 32-value block where the weights are given as two 16-byte halves.
 #[inline(always)]
 unsafe fn block_dot(x0: v128, x1: v128, q8: *const i8) -> v128 {
@@ -54,13 +50,13 @@ unsafe fn block_dot(x0: v128, x1: v128, q8: *const i8) -> v128 {
 }
 
 unsafe fn dot_q8_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = f32x4_splat(0.0);
+    let mut sum = 0.0f32;
     for (i, blk) in w.chunks_exact(34).enumerate() {
         let p = blk.as_ptr().add(2);
         let s = block_dot(load(p), load(p.add(16)), a.qs.as_ptr().add(i * QK));
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(read_f16(blk, 0) * a.d[i])));
+        sum += hsum_i32(s) as f32 * (read_f16(blk, 0) * a.d[i]);
     }
-    hsum_f32(acc)
+    sum
 }
 
 #[inline(always)]
@@ -71,26 +67,24 @@ unsafe fn nibbles(p: *const u8) -> (v128, v128) {
 }
 
 unsafe fn dot_q4_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = f32x4_splat(0.0);
+    let mut sum = 0.0f32;
     let eight = i8x16_splat(8);
     for (i, blk) in w.chunks_exact(18).enumerate() {
         let (lo, hi) = nibbles(blk.as_ptr().add(2));
         let s = block_dot(i8x16_sub(lo, eight), i8x16_sub(hi, eight), a.qs.as_ptr().add(i * QK));
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(read_f16(blk, 0) * a.d[i])));
+        sum += hsum_i32(s) as f32 * (read_f16(blk, 0) * a.d[i]);
     }
-    hsum_f32(acc)
+    sum
 }
 
 unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = f32x4_splat(0.0);
-    let mut mins = 0.0f32;
+    let mut sum = 0.0f32;
     for (i, blk) in w.chunks_exact(20).enumerate() {
         let (lo, hi) = nibbles(blk.as_ptr().add(4));
         let s = block_dot(lo, hi, a.qs.as_ptr().add(i * QK));
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(read_f16(blk, 0) * a.d[i])));
-        mins += read_f16(blk, 2) * a.s[i];
+        sum += hsum_i32(s) as f32 * (read_f16(blk, 0) * a.d[i]) + read_f16(blk, 2) * a.s[i];
     }
-    hsum_f32(acc) + mins
+    sum
 }
 
 /// 16 bits of `bits` starting at `from` → 16 bytes holding 0x10 where the bit is set.
@@ -106,7 +100,7 @@ fn high_bits(bits: u32, from: u32) -> v128 {
 }
 
 unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut acc = f32x4_splat(0.0);
+    let mut sum = 0.0f32;
     let sixteen = i8x16_splat(16);
     for (i, blk) in w.chunks_exact(22).enumerate() {
         let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
@@ -114,9 +108,9 @@ unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
         let x0 = i8x16_sub(v128_or(lo, high_bits(qh, 0)), sixteen);
         let x1 = i8x16_sub(v128_or(hi, high_bits(qh, 16)), sixteen);
         let s = block_dot(x0, x1, a.qs.as_ptr().add(i * QK));
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(read_f16(blk, 0) * a.d[i])));
+        sum += hsum_i32(s) as f32 * (read_f16(blk, 0) * a.d[i]);
     }
-    hsum_f32(acc)
+    sum
 }
 
 unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
@@ -139,7 +133,9 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
             summ += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
             summ += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
         }
-        sum += read_f16(blk, 0) * a.d[i] * hsum_i32(sumi) as f32 - read_f16(blk, 2) * a.d[i] * summ as f32;
+        let d = read_f16(blk, 0) * a.d[i];
+        let dmin = read_f16(blk, 2) * a.d[i];
+        sum += hsum_i32(sumi) as f32 * d - summ as f32 * dmin;
     }
     sum
 }
@@ -173,7 +169,7 @@ unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
                 }
             }
         }
-        sum += read_f16(blk, 208) * a.d[i] * hsum_i32(sumi) as f32;
+        sum += hsum_i32(sumi) as f32 * (read_f16(blk, 208) * a.d[i]);
     }
     sum
 }

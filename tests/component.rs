@@ -1,0 +1,139 @@
+//! The component in wasmtime: conformance with llama.cpp through the WIT interface, the
+//! guarantee that it imports no network interface, and typed errors that leave the
+//! instance usable. Needs `cargo xtask build` (the README's test command runs it).
+
+use std::path::PathBuf;
+
+use edgeslm_host::{open_model, GenerateOptions, Host, WitError};
+use edgeslm_tests::*;
+
+fn host() -> Host {
+    let p = root().join("target/release/edgeslm-component.wasm");
+    assert!(p.exists(), "{} is missing: run `cargo xtask build` first", p.display());
+    Host::new(&p).unwrap()
+}
+
+#[test]
+fn component_imports_no_network() {
+    let imports = host().imports();
+    assert!(!imports.is_empty());
+    for i in &imports {
+        let allowed = ["wasi:cli/", "wasi:filesystem/", "wasi:random/", "wasi:clocks/", "wasi:io/"];
+        assert!(allowed.iter().any(|a| i.starts_with(a)), "unexpected import {i}");
+        assert!(!i.contains("sockets") && !i.contains("http"), "network import {i}");
+    }
+}
+
+fn check_model(model_file: &str, fixture_file: &str) {
+    let host = host();
+    let fx = fixture(fixture_file);
+    let (mut s, m, _) = open_model(&host, &model_path(model_file)).unwrap();
+    let mut bad = vec![];
+    for case in &fx.tokenize {
+        let ids = s.tokenize(m, &case.text, false, false).unwrap();
+        if ids != case.ids {
+            bad.push(format!("{:?}: {:?} vs {:?}", case.text, ids, case.ids));
+        }
+    }
+    assert!(bad.is_empty(), "component tokenization differs:\n{}", bad.join("\n"));
+
+    let native = edgeslm_engine::Model::open(model_path(model_file).to_str().unwrap()).unwrap();
+    let mut identical = 0;
+    let mut same_as_native = 0;
+    for case in &fx.greedy {
+        let opts = GenerateOptions { max_tokens: Some(fx.max_tokens as u32), temperature: Some(0.0), ..Default::default() };
+        let g = s.generate(m, &case.prompt, &opts).unwrap().unwrap();
+        assert_eq!(g.prompt_tokens as usize, case.prompt_ids.len());
+        if check_greedy_case(case, &g.tokens) {
+            identical += 1;
+            assert_eq!(g.text, case.text);
+        }
+        let n = native
+            .generate(&case.prompt, &edgeslm_engine::GenerateOptions { max_tokens: fx.max_tokens as u32, ..Default::default() })
+            .unwrap();
+        if n.tokens == g.tokens {
+            same_as_native += 1;
+        }
+    }
+    eprintln!(
+        "{model_file} in the component: {identical}/{} greedy continuations identical to llama.cpp, {same_as_native}/{} identical to the native engine",
+        fx.greedy.len(),
+        fx.greedy.len()
+    );
+    // SIMD128 and AVX2 kernels sum in different orders; only a near-tie could split them.
+    assert!(same_as_native + 1 >= fx.greedy.len(), "component and native engine disagree on {} prompts", fx.greedy.len() - same_as_native);
+}
+
+#[test]
+fn gemma3_in_component_matches_llama_cpp() {
+    check_model(GEMMA, GEMMA_FIXTURE);
+}
+
+#[test]
+fn smollm2_in_component_matches_llama_cpp() {
+    check_model(SMOLLM2, SMOLLM2_FIXTURE);
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let d = root().join("target/test-scratch").join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Bad files give typed errors, and the same instance then loads a real model.
+#[test]
+fn bad_files_give_typed_errors_and_the_instance_survives() {
+    let host = host();
+    let dir = scratch_dir("component-bad-files");
+    let real = std::fs::read(model_path(SMOLLM2)).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.gguf", vec![], "not-gguf"),
+        ("random.gguf", (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect(), "not-gguf"),
+        ("truncated-header.gguf", real[..1000].to_vec(), "corrupt-file"),
+        ("truncated-data.gguf", real[..real.len() / 2].to_vec(), "corrupt-file"),
+    ];
+    let mut s = host.instantiate(Some(&dir)).unwrap();
+    for (name, bytes, code) in &cases {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let err = s.load(&p).unwrap().err().unwrap_or_else(|| panic!("{name} loaded"));
+        assert_eq!(err.code(), *code, "{name}: {err:?}");
+    }
+    let err = s.load(&dir.join("missing.gguf")).unwrap().err().unwrap();
+    assert!(matches!(err, WitError::FileNotFound(_)), "{err:?}");
+    // From bytes too.
+    let err = s.load_bytes(b"GGUF\x03\x00\x00\x00").unwrap().err().unwrap();
+    assert_eq!(err.code(), "corrupt-file");
+
+    // Still usable: a real model loads and answers, and bad options are typed errors.
+    std::fs::copy(model_path(SMOLLM2), dir.join("ok.gguf")).unwrap();
+    let m = s.load(&dir.join("ok.gguf")).unwrap().unwrap();
+    let bad_temp = GenerateOptions { temperature: Some(-1.0), ..Default::default() };
+    assert_eq!(s.generate(m, "hi", &bad_temp).unwrap().unwrap_err().code(), "invalid-option");
+    let bad_p = GenerateOptions { top_p: Some(1.5), ..Default::default() };
+    assert_eq!(s.generate(m, "hi", &bad_p).unwrap().unwrap_err().code(), "invalid-option");
+    let too_long = GenerateOptions { max_tokens: Some(1 << 30), ..Default::default() };
+    assert_eq!(s.generate(m, "hi", &too_long).unwrap().unwrap_err().code(), "context-overflow");
+    assert_eq!(s.detokenize(m, &[u32::MAX]).unwrap().unwrap_err().code(), "invalid-option");
+    let g = s.generate(m, "The capital of France is", &GenerateOptions { max_tokens: Some(3), ..Default::default() });
+    assert_eq!(g.unwrap().unwrap().tokens.len(), 3);
+    std::fs::remove_file(dir.join("ok.gguf")).ok();
+}
+
+/// Same seed, same sampled text; stop strings cut the text.
+#[test]
+fn sampling_is_seeded_and_stop_strings_cut() {
+    let host = host();
+    let (mut s, m, _) = open_model(&host, &model_path(SMOLLM2)).unwrap();
+    let opts = GenerateOptions { max_tokens: Some(24), temperature: Some(0.9), top_k: Some(40), top_p: Some(0.95), seed: Some(7), ..Default::default() };
+    let a = s.generate(m, "Once upon a time", &opts).unwrap().unwrap();
+    let b = s.generate(m, "Once upon a time", &opts).unwrap().unwrap();
+    assert_eq!(a.tokens, b.tokens);
+    let other = GenerateOptions { seed: Some(8), ..opts.clone() };
+    let c = s.generate(m, "Once upon a time", &other).unwrap().unwrap();
+    assert_ne!(a.tokens, c.tokens, "different seeds gave the same 24 tokens");
+    let stop = GenerateOptions { max_tokens: Some(64), stop: vec![".".into()], ..Default::default() };
+    let g = s.generate(m, "The capital of France is", &stop).unwrap().unwrap();
+    assert!(!g.text.contains('.'), "{:?}", g.text);
+    assert!(matches!(g.finish_reason, edgeslm_host::FinishReason::StopString));
+}
