@@ -154,6 +154,22 @@ impl Session {
 }
 
 impl WitError {
+    /// The error as one readable line.
+    pub fn message(&self) -> String {
+        match self {
+            WitError::FileNotFound(p) => format!("file not found: {p}"),
+            WitError::NotGguf(m) => format!("not a GGUF file: {m}"),
+            WitError::UnsupportedArchitecture(a) => format!("unsupported architecture: {a}"),
+            WitError::UnsupportedTensorType(m) => m.clone(),
+            WitError::CorruptFile(m) => format!("corrupt or truncated model file: {m}"),
+            WitError::ContextOverflow(c) => {
+                format!("context overflow: {} tokens needed, the context holds {}", c.needed, c.limit)
+            }
+            WitError::InvalidOption(m) => format!("invalid option: {m}"),
+            WitError::Io(m) => format!("i/o error: {m}"),
+        }
+    }
+
     /// A short stable name for the variant (for JSON output and exit codes).
     pub fn code(&self) -> &'static str {
         match self {
@@ -196,7 +212,7 @@ pub fn open_model(host: &Host, model: &Path) -> Result<(Session, Model, f64)> {
     let dir = abs.parent().ok_or_else(|| anyhow!("model path has no directory"))?;
     let mut session = host.instantiate(Some(dir))?;
     let t = Instant::now();
-    let m = session.load(&abs)?.map_err(anyhow::Error::new)?;
+    let m = session.load(&abs)?.map_err(|e| anyhow!(e.message()))?;
     Ok((session, m, ms(t)))
 }
 

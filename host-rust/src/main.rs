@@ -104,7 +104,13 @@ fn run(argv: Vec<String>) -> Result<()> {
         None => default_component_path()
             .ok_or_else(|| anyhow!("the edgeslm component was not found; build it with `cargo xtask build` or pass --component"))?,
     };
+    if !["info", "tokenize", "generate"].contains(&args.command.as_str()) {
+        bail!("unknown command '{}'\n{USAGE}", args.command);
+    }
     let model_path = args.model.clone().ok_or_else(|| anyhow!("--model FILE is required"))?;
+    if !model_path.is_file() {
+        bail!("file not found: {}", model_path.display());
+    }
     let say = |m: String| {
         if !args.quiet {
             eprintln!("{m}");
@@ -146,7 +152,7 @@ fn run(argv: Vec<String>) -> Result<()> {
         }
         "generate" => {
             let prompt = one_positional(&args, "PROMPT")?;
-            let g = session.generate(model, &prompt, &args.opts)?.map_err(anyhow::Error::new)?;
+            let g = session.generate(model, &prompt, &args.opts)?.map_err(|e| anyhow!(e.message()))?;
             let t = &g.timings;
             let finish = match g.finish_reason {
                 FinishReason::Stop => "stop",
