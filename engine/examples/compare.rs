@@ -1,4 +1,6 @@
-// Compare against a fixture: prints per-prompt max logit diff and greedy agreement.
+//! Compare the engine with a llama.cpp fixture, verbosely: per-prompt max logit difference,
+//! greedy agreement and llama.cpp's margin where they part.
+//! `cargo run --release -p edgeslm-engine --example compare -- MODEL FIXTURE.json`
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model = edgeslm_engine::Model::open(&args[1]).unwrap();

@@ -1,3 +1,4 @@
+//! Token ids and attributes: `cargo run --release -p edgeslm-engine --example tok -- MODEL TEXT|ID...`
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model = edgeslm_engine::Model::open(&args[1]).unwrap();

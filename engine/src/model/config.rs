@@ -105,58 +105,42 @@ impl Config {
         };
         let rope_base = g.get_f64(&key("rope.freq_base")).unwrap_or(10_000.0) as f32;
 
+        // The llama layout; Gemma 3 differs in the fields it overrides below.
+        let llama = Config {
+            arch,
+            n_embd,
+            n_layer,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_ff,
+            n_ctx_train,
+            rms_eps,
+            rope_style: RopeStyle::Adjacent,
+            n_rot,
+            rope_base,
+            rope_freq_scale: linear_scale,
+            rope_base_local: rope_base,
+            rope_freq_scale_local: linear_scale,
+            sliding_window: None,
+            swa_pattern: 1,
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            embed_scale: 1.0,
+        };
         let cfg = match arch {
-            Arch::Llama => Config {
-                arch,
-                n_embd,
-                n_layer,
-                n_head,
-                n_head_kv,
-                head_dim,
-                n_ff,
-                n_ctx_train,
-                rms_eps,
-                rope_style: RopeStyle::Adjacent,
-                n_rot,
-                rope_base,
-                rope_freq_scale: linear_scale,
-                rope_base_local: rope_base,
-                rope_freq_scale_local: linear_scale,
-                sliding_window: None,
-                swa_pattern: 1,
-                attn_scale: 1.0 / (head_dim as f32).sqrt(),
-                embed_scale: 1.0,
-            },
-            Arch::Gemma3 => {
-                let window = opt("attention.sliding_window").unwrap_or(4096);
+            Arch::Llama => llama,
+            Arch::Gemma3 => Config {
+                rope_style: RopeStyle::Neox,
+                // Sliding-window layers use base 10 000 without scaling.
+                rope_base_local: 10_000.0,
+                rope_freq_scale_local: 1.0,
+                sliding_window: Some(opt("attention.sliding_window").unwrap_or(4096)),
+                swa_pattern: opt("attention.sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6),
                 // Gemma 3 27B scales queries by the model width per head; the others by the head size.
-                let attn_scale = if n_layer == 62 {
-                    1.0 / ((n_embd / n_head) as f32).sqrt()
-                } else {
-                    1.0 / (head_dim as f32).sqrt()
-                };
-                Config {
-                    arch,
-                    n_embd,
-                    n_layer,
-                    n_head,
-                    n_head_kv,
-                    head_dim,
-                    n_ff,
-                    n_ctx_train,
-                    rms_eps,
-                    rope_style: RopeStyle::Neox,
-                    n_rot,
-                    rope_base,
-                    rope_freq_scale: linear_scale,
-                    rope_base_local: 10_000.0,
-                    rope_freq_scale_local: 1.0,
-                    sliding_window: Some(window),
-                    swa_pattern: opt("attention.sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6),
-                    attn_scale,
-                    embed_scale: (n_embd as f32).sqrt(),
-                }
-            }
+                attn_scale: if n_layer == 62 { 1.0 / ((n_embd / n_head) as f32).sqrt() } else { llama.attn_scale },
+                embed_scale: (n_embd as f32).sqrt(),
+                ..llama
+            },
         };
         Ok(cfg)
     }

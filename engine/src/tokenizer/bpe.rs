@@ -2,10 +2,12 @@
 //! pre-tokenize into words, map each byte to its printable stand-in character, then merge
 //! adjacent symbols by merge rank (lowest first, leftmost on ties).
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use super::merge::merge;
 use super::pretokenize::PreTokenizer;
 use super::Tokenizer;
 use crate::error::Result;
@@ -71,53 +73,15 @@ impl Bpe {
 
     pub fn encode(&self, tok: &Tokenizer, text: &str, out: &mut Vec<u32>) {
         let table = byte_to_char();
-        let mut key = String::new();
+        let key = RefCell::new(String::new());
         for word in self.pre.split(text) {
             let word: String = word.bytes().map(|b| table[b as usize]).collect();
-            let mut syms: Vec<Sym> = Vec::new();
-            for (start, ch) in word.char_indices() {
-                let i = syms.len() as isize;
-                syms.push(Sym { start, len: ch.len_utf8(), prev: i - 1, next: i + 1 });
-            }
-            if syms.is_empty() {
-                continue;
-            }
-            syms.last_mut().unwrap().next = -1;
-            let text_of = |s: &Sym| &word[s.start..s.start + s.len];
-
-            let mut queue = BinaryHeap::new();
-            let mut push_pair = |l: isize, r: isize, syms: &[Sym], queue: &mut BinaryHeap<Pair>| {
-                if l < 0 || r < 0 {
-                    return;
-                }
-                let (l, r) = (l as usize, r as usize);
-                if let Some(rank) = self.rank(&mut key, text_of(&syms[l]), text_of(&syms[r])) {
-                    queue.push(Pair { rank, left: l, right: r, size: syms[l].len + syms[r].len });
-                }
-            };
-            for i in 1..syms.len() {
-                push_pair(i as isize - 1, i as isize, &syms, &mut queue);
-            }
-            while let Some(p) = queue.pop() {
-                let (l, r) = (p.left, p.right);
-                if syms[l].len == 0 || syms[r].len == 0 || syms[l].len + syms[r].len != p.size || syms[l].next != r as isize {
-                    continue;
-                }
-                syms[l].len += syms[r].len;
-                syms[r].len = 0;
-                syms[l].next = syms[r].next;
-                if syms[r].next >= 0 {
-                    let n = syms[r].next as usize;
-                    syms[n].prev = l as isize;
-                }
-                let (prev, next) = (syms[l].prev, syms[l].next);
-                push_pair(prev, l as isize, &syms, &mut queue);
-                push_pair(l as isize, next, &syms, &mut queue);
-            }
-            let mut i: isize = 0;
-            while i != -1 {
-                let s = syms[i as usize];
-                let piece = text_of(&s);
+            // Lowest merge rank first.
+            let pieces = merge(&word, |l, r, _| {
+                let mut key = key.borrow_mut();
+                self.rank(&mut key, l, r).map(Reverse)
+            });
+            for piece in pieces {
                 match tok.token_id(piece) {
                     Some(id) => out.push(id),
                     // Not in the vocabulary: llama.cpp looks each byte of the piece up alone.
@@ -129,41 +93,7 @@ impl Bpe {
                         }
                     }
                 }
-                i = s.next;
             }
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Sym {
-    start: usize,
-    len: usize,
-    prev: isize,
-    next: isize,
-}
-
-struct Pair {
-    rank: u32,
-    left: usize,
-    right: usize,
-    size: usize,
-}
-
-impl PartialEq for Pair {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Pair {}
-impl PartialOrd for Pair {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pair {
-    /// BinaryHeap is a max-heap: the lowest rank, then the leftmost pair, must compare greatest.
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.rank.cmp(&self.rank).then_with(|| o.left.cmp(&self.left))
     }
 }

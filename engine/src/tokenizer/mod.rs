@@ -3,6 +3,7 @@
 //! byte-level BPE (`gpt2`, SmolLM2).
 
 mod bpe;
+mod merge;
 mod pretokenize;
 mod spm;
 
