@@ -116,3 +116,17 @@ pub fn check_greedy_case(case: &GreedyCase, ours: &[u32]) -> bool {
     );
     false
 }
+
+/// Logits after `ids` evaluated in one batch and token by token, and their largest absolute
+/// difference: the two must agree (KV cache, sliding-window ring, batched matmuls).
+pub fn batched_vs_sequential(model: &edgeslm_engine::Model, ids: &[u32]) -> (Vec<f32>, f32) {
+    let mut a = model.new_session();
+    let batched = model.forward(&mut a, ids).unwrap();
+    let mut b = model.new_session();
+    let mut single = vec![];
+    for &t in ids {
+        single = model.forward(&mut b, &[t]).unwrap();
+    }
+    let diff = batched.iter().zip(&single).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    (batched, diff)
+}

@@ -5,6 +5,7 @@
 use edgeslm_engine::quant::testdata::{random_row, Rng};
 use edgeslm_engine::quant::GgmlType;
 use edgeslm_engine::{GenerateOptions, Model};
+use edgeslm_tests::batched_vs_sequential;
 
 const N_EMBD: usize = 256;
 const N_FF: usize = 512;
@@ -148,7 +149,7 @@ fn tiny_model(arch: &str, ty: GgmlType, seed: u64) -> Vec<u8> {
     w.bool("tokenizer.ggml.add_bos_token", true);
 
     let norm = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).flat_map(|_| (1.0 + 0.1 * rng.f32()).to_le_bytes()).collect() };
-    let mut mat = |w: &mut Writer, name: &str, rows: usize, cols: usize, rng: &mut Rng| {
+    let mat = |w: &mut Writer, name: &str, rows: usize, cols: usize, rng: &mut Rng| {
         let bytes: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, cols, 0.5, rng)).collect();
         w.tensor(name, &[cols, rows], ty, bytes);
     };
@@ -184,15 +185,8 @@ fn every_architecture_and_tensor_type_runs_consistently() {
             assert_eq!(model.config.arch.name(), arch);
             // Long enough to wrap the sliding-window ring (window 5 + 256 slots).
             let ids: Vec<u32> = (0..300u32).map(|t| 4 + (t * 37) % 256).collect();
-            let mut a = model.new_session();
-            let batched = model.forward(&mut a, &ids).unwrap();
-            let mut b = model.new_session();
-            let mut single = vec![];
-            for &t in &ids {
-                single = model.forward(&mut b, &[t]).unwrap();
-            }
+            let (batched, diff) = batched_vs_sequential(&model, &ids);
             assert!(batched.iter().all(|v| v.is_finite()), "{arch} {}: non-finite logits", ty.name());
-            let diff = batched.iter().zip(&single).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
             let scale = batched.iter().map(|v| v.abs()).fold(0.0, f32::max).max(1.0);
             assert!(diff / scale < 1e-4, "{arch} {}: batched vs sequential differ by {diff}", ty.name());
             let g = model.generate("the answer", &GenerateOptions { max_tokens: 8, ..Default::default() }).unwrap();
