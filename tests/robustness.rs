@@ -4,61 +4,16 @@
 use edgeslm_engine::{Error, Model};
 use edgeslm_tests::*;
 
-/// A minimal GGUF v3 writer for hand-made (broken) headers.
-#[derive(Default)]
-struct Gguf {
-    kv: Vec<u8>,
-    n_kv: u64,
-    tensors: Vec<u8>,
-    n_tensors: u64,
+/// A header with the architecture key, and `data` zero bytes after it.
+fn base() -> GgufWriter {
+    let mut g = GgufWriter::default();
+    g.str("general.architecture", "llama").pad(4096);
+    g
 }
 
-impl Gguf {
-    fn string(buf: &mut Vec<u8>, s: &str) {
-        buf.extend((s.len() as u64).to_le_bytes());
-        buf.extend(s.as_bytes());
-    }
-    fn kv_str(mut self, k: &str, v: &str) -> Self {
-        Self::string(&mut self.kv, k);
-        self.kv.extend(8u32.to_le_bytes());
-        Self::string(&mut self.kv, v);
-        self.n_kv += 1;
-        self
-    }
-    fn kv_raw(mut self, k: &str, ty: u32, payload: &[u8]) -> Self {
-        Self::string(&mut self.kv, k);
-        self.kv.extend(ty.to_le_bytes());
-        self.kv.extend(payload);
-        self.n_kv += 1;
-        self
-    }
-    fn tensor(mut self, name: &str, dims: &[u64], ty: u32, offset: u64) -> Self {
-        Self::string(&mut self.tensors, name);
-        self.tensors.extend((dims.len() as u32).to_le_bytes());
-        for d in dims {
-            self.tensors.extend(d.to_le_bytes());
-        }
-        self.tensors.extend(ty.to_le_bytes());
-        self.tensors.extend(offset.to_le_bytes());
-        self.n_tensors += 1;
-        self
-    }
-    fn bytes_with_counts(&self, n_tensors: u64, n_kv: u64) -> Vec<u8> {
-        let mut b = b"GGUF".to_vec();
-        b.extend(3u32.to_le_bytes());
-        b.extend(n_tensors.to_le_bytes());
-        b.extend(n_kv.to_le_bytes());
-        b.extend(&self.kv);
-        b.extend(&self.tensors);
-        while b.len() % 32 != 0 {
-            b.push(0);
-        }
-        b.extend(vec![0u8; 4096]);
-        b
-    }
-    fn bytes(&self) -> Vec<u8> {
-        self.bytes_with_counts(self.n_tensors, self.n_kv)
-    }
+/// `base()` with one tensor info.
+fn with_tensor(name: &str, dims: &[u64], ty: u32, offset: u64) -> Vec<u8> {
+    base().tensor_info(name, dims, ty, offset).bytes()
 }
 
 fn load(bytes: Vec<u8>) -> Result<Model, Error> {
@@ -85,40 +40,33 @@ fn empty_and_random_files_are_not_gguf() {
 
 #[test]
 fn absurd_counts_and_sizes_are_rejected_before_allocating() {
-    let g = Gguf::default().kv_str("general.architecture", "llama");
-    expect_corrupt(g.bytes_with_counts(u64::MAX, 1), "u64::MAX tensors");
-    expect_corrupt(g.bytes_with_counts(0, 1 << 40), "2^40 metadata entries");
+    expect_corrupt(base().bytes_with_counts(u64::MAX, 1), "u64::MAX tensors");
+    expect_corrupt(base().bytes_with_counts(0, 1 << 40), "2^40 metadata entries");
     // An array claiming 2^60 elements.
     let mut arr = 8u32.to_le_bytes().to_vec();
     arr.extend((1u64 << 60).to_le_bytes());
-    expect_corrupt(Gguf::default().kv_raw("tokenizer.ggml.tokens", 9, &arr).bytes(), "2^60-element array");
+    expect_corrupt(GgufWriter::default().raw("tokenizer.ggml.tokens", 9, &arr).pad(4096).bytes(), "2^60-element array");
     // A string claiming 2^62 bytes.
-    let mut s = vec![];
-    s.extend((1u64 << 62).to_le_bytes());
-    expect_corrupt(Gguf::default().kv_raw("general.name", 8, &s).bytes(), "2^62-byte string");
+    let s = (1u64 << 62).to_le_bytes();
+    expect_corrupt(GgufWriter::default().raw("general.name", 8, &s).pad(4096).bytes(), "2^62-byte string");
     // Tensor dimensions whose product overflows, too many dimensions, data past the end.
-    expect_corrupt(g.clone_with_tensor("t", &[1 << 40, 1 << 40], 0, 0), "overflowing dims");
-    expect_corrupt(g.clone_with_tensor("t", &[32; 9], 0, 0), "nine dimensions");
-    expect_corrupt(g.clone_with_tensor("t", &[1 << 30], 0, 0), "data past the end");
-    expect_corrupt(g.clone_with_tensor("t", &[33], 2, 0), "row not a multiple of the block size");
-    expect_corrupt(g.clone_with_tensor("t", &[32], 0, 3), "misaligned offset");
-}
-
-impl Gguf {
-    fn clone_with_tensor(&self, name: &str, dims: &[u64], ty: u32, off: u64) -> Vec<u8> {
-        let g = Gguf { kv: self.kv.clone(), n_kv: self.n_kv, tensors: vec![], n_tensors: 0 };
-        g.tensor(name, dims, ty, off).bytes()
-    }
+    expect_corrupt(with_tensor("t", &[1 << 40, 1 << 40], 0, 0), "overflowing dims");
+    expect_corrupt(with_tensor("t", &[32; 9], 0, 0), "nine dimensions");
+    expect_corrupt(with_tensor("t", &[1 << 30], 0, 0), "data past the end");
+    expect_corrupt(with_tensor("t", &[33], 2, 0), "row not a multiple of the block size");
+    expect_corrupt(with_tensor("t", &[32], 0, 3), "misaligned offset");
 }
 
 #[test]
 fn unsupported_things_are_named() {
-    let g = Gguf::default().kv_str("general.architecture", "mamba").tensor("t", &[256], 10, 0);
+    let mut g = GgufWriter::default();
+    g.str("general.architecture", "mamba").tensor_info("t", &[256], 10, 0).pad(4096);
     match load(g.bytes()) {
         Err(e @ Error::UnsupportedTensorType { .. }) => assert!(e.to_string().contains("Q2_K"), "{e}"),
         other => panic!("expected unsupported tensor type, got {:?}", other.err()),
     }
-    let g = Gguf::default().kv_str("general.architecture", "mamba").tensor("t", &[32], 0, 0);
+    let mut g = GgufWriter::default();
+    g.str("general.architecture", "mamba").tensor_info("t", &[32], 0, 0).pad(4096);
     match load(g.bytes()) {
         Err(Error::UnsupportedArchitecture(a)) => assert_eq!(a, "mamba"),
         other => panic!("expected unsupported architecture, got {:?}", other.err()),

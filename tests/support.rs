@@ -130,3 +130,96 @@ pub fn batched_vs_sequential(model: &edgeslm_engine::Model, ids: &[u32]) -> (Vec
     let diff = batched.iter().zip(&single).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
     (batched, diff)
 }
+
+/// A minimal GGUF v3 writer, for test models and for hand-made broken headers.
+#[derive(Default)]
+pub struct GgufWriter {
+    kv: Vec<u8>,
+    n_kv: u64,
+    infos: Vec<u8>,
+    data: Vec<u8>,
+    n_tensors: u64,
+}
+
+impl GgufWriter {
+    fn string(buf: &mut Vec<u8>, s: &str) {
+        buf.extend((s.len() as u64).to_le_bytes());
+        buf.extend(s.as_bytes());
+    }
+    /// A metadata entry of GGUF value type `ty` whose encoded value is `payload`.
+    pub fn raw(&mut self, k: &str, ty: u32, payload: &[u8]) -> &mut Self {
+        Self::string(&mut self.kv, k);
+        self.kv.extend(ty.to_le_bytes());
+        self.kv.extend(payload);
+        self.n_kv += 1;
+        self
+    }
+    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        let mut p = vec![];
+        Self::string(&mut p, v);
+        self.raw(k, 8, &p)
+    }
+    pub fn u32(&mut self, k: &str, v: u32) -> &mut Self {
+        self.raw(k, 4, &v.to_le_bytes())
+    }
+    pub fn f32(&mut self, k: &str, v: f32) -> &mut Self {
+        self.raw(k, 6, &v.to_le_bytes())
+    }
+    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.raw(k, 7, &[v as u8])
+    }
+    pub fn strs(&mut self, k: &str, v: &[String]) -> &mut Self {
+        let mut p = 8u32.to_le_bytes().to_vec();
+        p.extend((v.len() as u64).to_le_bytes());
+        for x in v {
+            Self::string(&mut p, x);
+        }
+        self.raw(k, 9, &p)
+    }
+    /// An array of `n` numbers of element type `elem_ty`, already encoded in `v`.
+    pub fn nums(&mut self, k: &str, elem_ty: u32, v: &[u8], n: usize) -> &mut Self {
+        let mut p = elem_ty.to_le_bytes().to_vec();
+        p.extend((n as u64).to_le_bytes());
+        p.extend(v);
+        self.raw(k, 9, &p)
+    }
+    /// A tensor info as given, whatever data follows (for lying headers).
+    pub fn tensor_info(&mut self, name: &str, dims: &[u64], ty: u32, offset: u64) -> &mut Self {
+        Self::string(&mut self.infos, name);
+        self.infos.extend((dims.len() as u32).to_le_bytes());
+        for d in dims {
+            self.infos.extend(d.to_le_bytes());
+        }
+        self.infos.extend(ty.to_le_bytes());
+        self.infos.extend(offset.to_le_bytes());
+        self.n_tensors += 1;
+        self
+    }
+    /// A tensor and its data, aligned to 32 bytes.
+    pub fn tensor(&mut self, name: &str, dims: &[u64], ty: u32, bytes: &[u8]) -> &mut Self {
+        self.data.resize(self.data.len().next_multiple_of(32), 0);
+        let offset = self.data.len() as u64;
+        self.data.extend(bytes);
+        self.tensor_info(name, dims, ty, offset)
+    }
+    /// Zero bytes appended to the data section.
+    pub fn pad(&mut self, n: usize) -> &mut Self {
+        self.data.resize(self.data.len() + n, 0);
+        self
+    }
+    /// The file, with the header claiming the given counts.
+    pub fn bytes_with_counts(&self, n_tensors: u64, n_kv: u64) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(n_tensors.to_le_bytes());
+        b.extend(n_kv.to_le_bytes());
+        b.extend(&self.kv);
+        b.extend(&self.infos);
+        b.resize(b.len().next_multiple_of(32), 0);
+        b.extend(&self.data);
+        b
+    }
+    pub fn bytes(&self) -> Vec<u8> {
+        self.bytes_with_counts(self.n_tensors, self.n_kv)
+    }
+}

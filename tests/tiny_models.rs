@@ -5,7 +5,7 @@
 use edgeslm_engine::quant::testdata::{random_row, Rng};
 use edgeslm_engine::quant::GgmlType;
 use edgeslm_engine::{GenerateOptions, Model};
-use edgeslm_tests::batched_vs_sequential;
+use edgeslm_tests::{batched_vs_sequential, GgufWriter};
 
 const N_EMBD: usize = 256;
 const N_FF: usize = 512;
@@ -13,84 +13,6 @@ const HEAD_DIM: usize = 64;
 const N_HEAD: usize = 4;
 const N_HEAD_KV: usize = 2;
 const N_LAYER: usize = 3;
-
-#[derive(Default)]
-struct Writer {
-    kv: Vec<u8>,
-    n_kv: u64,
-    infos: Vec<u8>,
-    data: Vec<u8>,
-    n_tensors: u64,
-}
-
-impl Writer {
-    fn s(buf: &mut Vec<u8>, s: &str) {
-        buf.extend((s.len() as u64).to_le_bytes());
-        buf.extend(s.as_bytes());
-    }
-    fn key(&mut self, k: &str, ty: u32) {
-        Self::s(&mut self.kv, k);
-        self.kv.extend(ty.to_le_bytes());
-        self.n_kv += 1;
-    }
-    fn str(&mut self, k: &str, v: &str) {
-        self.key(k, 8);
-        Self::s(&mut self.kv, v);
-    }
-    fn u32(&mut self, k: &str, v: u32) {
-        self.key(k, 4);
-        self.kv.extend(v.to_le_bytes());
-    }
-    fn f32(&mut self, k: &str, v: f32) {
-        self.key(k, 6);
-        self.kv.extend(v.to_le_bytes());
-    }
-    fn bool(&mut self, k: &str, v: bool) {
-        self.key(k, 7);
-        self.kv.push(v as u8);
-    }
-    fn strs(&mut self, k: &str, v: &[String]) {
-        self.key(k, 9);
-        self.kv.extend(8u32.to_le_bytes());
-        self.kv.extend((v.len() as u64).to_le_bytes());
-        for x in v {
-            Self::s(&mut self.kv, x);
-        }
-    }
-    fn nums(&mut self, k: &str, elem_ty: u32, v: &[u8], n: usize) {
-        self.key(k, 9);
-        self.kv.extend(elem_ty.to_le_bytes());
-        self.kv.extend((n as u64).to_le_bytes());
-        self.kv.extend(v);
-    }
-    fn tensor(&mut self, name: &str, dims: &[usize], ty: GgmlType, bytes: Vec<u8>) {
-        while self.data.len() % 32 != 0 {
-            self.data.push(0);
-        }
-        Self::s(&mut self.infos, name);
-        self.infos.extend((dims.len() as u32).to_le_bytes());
-        for &d in dims {
-            self.infos.extend((d as u64).to_le_bytes());
-        }
-        self.infos.extend(ty.id().to_le_bytes());
-        self.infos.extend((self.data.len() as u64).to_le_bytes());
-        self.data.extend(bytes);
-        self.n_tensors += 1;
-    }
-    fn finish(self) -> Vec<u8> {
-        let mut b = b"GGUF".to_vec();
-        b.extend(3u32.to_le_bytes());
-        b.extend(self.n_tensors.to_le_bytes());
-        b.extend(self.n_kv.to_le_bytes());
-        b.extend(self.kv);
-        b.extend(self.infos);
-        while b.len() % 32 != 0 {
-            b.push(0);
-        }
-        b.extend(self.data);
-        b
-    }
-}
 
 /// A vocabulary: specials, 256 byte tokens, and a few pieces.
 fn vocab(spm: bool) -> (Vec<String>, Vec<i32>, Vec<f32>) {
@@ -119,7 +41,7 @@ fn tiny_model(arch: &str, ty: GgmlType, seed: u64) -> Vec<u8> {
     let spm = arch == "gemma3";
     let (toks, types, scores) = vocab(spm);
     let n_vocab = toks.len();
-    let mut w = Writer::default();
+    let mut w = GgufWriter::default();
     w.str("general.architecture", arch);
     w.u32(&format!("{arch}.context_length"), 4096);
     w.u32(&format!("{arch}.embedding_length"), N_EMBD as u32);
@@ -149,31 +71,31 @@ fn tiny_model(arch: &str, ty: GgmlType, seed: u64) -> Vec<u8> {
     w.bool("tokenizer.ggml.add_bos_token", true);
 
     let norm = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).flat_map(|_| (1.0 + 0.1 * rng.f32()).to_le_bytes()).collect() };
-    let mat = |w: &mut Writer, name: &str, rows: usize, cols: usize, rng: &mut Rng| {
+    let mat = |w: &mut GgufWriter, name: &str, rows: usize, cols: usize, rng: &mut Rng| {
         let bytes: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, cols, 0.5, rng)).collect();
-        w.tensor(name, &[cols, rows], ty, bytes);
+        w.tensor(name, &[cols as u64, rows as u64], ty.id(), &bytes);
     };
     mat(&mut w, "token_embd.weight", n_vocab, N_EMBD, &mut rng);
-    w.tensor("output_norm.weight", &[N_EMBD], GgmlType::F32, norm(&mut rng, N_EMBD));
+    w.tensor("output_norm.weight", &[N_EMBD as u64], GgmlType::F32.id(), &norm(&mut rng, N_EMBD));
     for l in 0..N_LAYER {
         let p = |s: &str| format!("blk.{l}.{s}.weight");
-        w.tensor(&p("attn_norm"), &[N_EMBD], GgmlType::F32, norm(&mut rng, N_EMBD));
+        w.tensor(&p("attn_norm"), &[N_EMBD as u64], GgmlType::F32.id(), &norm(&mut rng, N_EMBD));
         mat(&mut w, &p("attn_q"), N_HEAD * HEAD_DIM, N_EMBD, &mut rng);
         mat(&mut w, &p("attn_k"), N_HEAD_KV * HEAD_DIM, N_EMBD, &mut rng);
         mat(&mut w, &p("attn_v"), N_HEAD_KV * HEAD_DIM, N_EMBD, &mut rng);
         mat(&mut w, &p("attn_output"), N_EMBD, N_HEAD * HEAD_DIM, &mut rng);
-        w.tensor(&p("ffn_norm"), &[N_EMBD], GgmlType::F32, norm(&mut rng, N_EMBD));
+        w.tensor(&p("ffn_norm"), &[N_EMBD as u64], GgmlType::F32.id(), &norm(&mut rng, N_EMBD));
         mat(&mut w, &p("ffn_gate"), N_FF, N_EMBD, &mut rng);
         mat(&mut w, &p("ffn_up"), N_FF, N_EMBD, &mut rng);
         mat(&mut w, &p("ffn_down"), N_EMBD, N_FF, &mut rng);
         if spm {
-            w.tensor(&p("attn_q_norm"), &[HEAD_DIM], GgmlType::F32, norm(&mut rng, HEAD_DIM));
-            w.tensor(&p("attn_k_norm"), &[HEAD_DIM], GgmlType::F32, norm(&mut rng, HEAD_DIM));
-            w.tensor(&p("post_attention_norm"), &[N_EMBD], GgmlType::F32, norm(&mut rng, N_EMBD));
-            w.tensor(&p("post_ffw_norm"), &[N_EMBD], GgmlType::F32, norm(&mut rng, N_EMBD));
+            w.tensor(&p("attn_q_norm"), &[HEAD_DIM as u64], GgmlType::F32.id(), &norm(&mut rng, HEAD_DIM));
+            w.tensor(&p("attn_k_norm"), &[HEAD_DIM as u64], GgmlType::F32.id(), &norm(&mut rng, HEAD_DIM));
+            w.tensor(&p("post_attention_norm"), &[N_EMBD as u64], GgmlType::F32.id(), &norm(&mut rng, N_EMBD));
+            w.tensor(&p("post_ffw_norm"), &[N_EMBD as u64], GgmlType::F32.id(), &norm(&mut rng, N_EMBD));
         }
     }
-    w.finish()
+    w.bytes()
 }
 
 #[test]
