@@ -43,8 +43,4 @@ impl LayerCache {
         let at = self.slot(pos) * self.stride + h * head_dim;
         (&self.k[at..at + head_dim], &self.v[at..at + head_dim])
     }
-
-    pub fn bytes(&self) -> usize {
-        (self.k.capacity() + self.v.capacity()) * 4
-    }
 }

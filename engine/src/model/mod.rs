@@ -52,7 +52,6 @@ pub struct Model {
     pub output: Matrix,
     pub gguf: Gguf,
     pub file_size: usize,
-    storage: Arc<Storage>,
 }
 
 /// The state of one sequence: its KV cache and the tokens already evaluated.
@@ -64,12 +63,6 @@ pub struct Session {
 impl Session {
     pub fn pos(&self) -> usize {
         self.tokens.len()
-    }
-    pub fn clear(&mut self) {
-        self.tokens.clear();
-    }
-    pub fn cache_bytes(&self) -> usize {
-        self.caches.iter().map(LayerCache::bytes).sum()
     }
 }
 
@@ -127,7 +120,7 @@ impl Model {
         }
         let output_norm = vector("output_norm.weight", c.n_embd)?;
         let file_size = storage.len();
-        Ok(Model { config, tokenizer, token_embd, layers, output_norm, output, gguf, file_size, storage })
+        Ok(Model { config, tokenizer, token_embd, layers, output_norm, output, gguf, file_size })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -239,13 +232,14 @@ impl Model {
                     (true, Some(w)) => (pos + 1).saturating_sub(w),
                     _ => 0,
                 };
-                for head in 0..c.n_head {
-                    let kvh = head / group;
+                // Query heads share their KV head (grouped-query attention): gather it once.
+                for kvh in 0..c.n_head_kv {
                     let (keys, values): (Vec<&[f32]>, Vec<&[f32]>) =
                         (first..=pos).map(|p| cache.get(p, kvh, hd)).unzip();
-                    let qh = &q[t * c.q_dim() + head * hd..t * c.q_dim() + (head + 1) * hd];
-                    let out = &mut att[t * c.q_dim() + head * hd..t * c.q_dim() + (head + 1) * hd];
-                    attend(qh, &keys, &values, &mut scores, out);
+                    for head in kvh * group..(kvh + 1) * group {
+                        let at = t * c.q_dim() + head * hd;
+                        attend(&q[at..at + hd], &keys, &values, &mut scores, &mut att[at..at + hd]);
+                    }
                 }
             }
             acts.set(&att, c.q_dim());
@@ -272,10 +266,6 @@ impl Model {
         }
         s.tokens.extend_from_slice(tokens);
         x
-    }
-
-    pub fn storage_bytes(&self) -> &[u8] {
-        &self.storage
     }
 }
 

@@ -64,7 +64,6 @@ pub struct Tokenizer {
     /// is split on before the model tokenizer runs (control ones only when asked).
     special: Vec<u32>,
     pub kind: &'static str,
-    pub pre: String,
 }
 
 /// A piece of the input after splitting out special tokens.
@@ -130,14 +129,14 @@ impl Tokenizer {
         let id_key = |k: &str| -> Option<u32> { g.get_u64(k).filter(|&v| (v as usize) < n).map(|v| v as u32) };
         let bos = id_key("tokenizer.ggml.bos_token_id");
         let eos = id_key("tokenizer.ggml.eos_token_id");
-        let pre = g.get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
+        let pre = g.get_str("tokenizer.ggml.pre").unwrap_or("default");
 
         let (model, kind, default_add_bos) = match kind.as_str() {
             "llama" => (Model::Spm(spm::Spm::new(&tokens, &attrs)?), "spm", true),
             "gpt2" => {
                 let merges = string_array(g, "tokenizer.ggml.merges")?
                     .ok_or_else(|| Error::Corrupt("gpt2 tokenizer without tokenizer.ggml.merges".into()))?;
-                (Model::Bpe(bpe::Bpe::new(&merges, &pre)?), "bpe", false)
+                (Model::Bpe(bpe::Bpe::new(&merges, pre)?), "bpe", false)
             }
             other => return Err(Error::UnsupportedArchitecture(format!("tokenizer model '{other}'"))),
         };
@@ -171,7 +170,7 @@ impl Tokenizer {
             .collect();
         special.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()));
 
-        Ok(Tokenizer { model, tokens, attrs, scores, token_to_id, bos, eos, add_bos, eog, special, kind, pre })
+        Ok(Tokenizer { model, tokens, attrs, scores, token_to_id, bos, eos, add_bos, eog, special, kind })
     }
 
     pub fn vocab_size(&self) -> usize {
