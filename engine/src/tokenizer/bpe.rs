@@ -21,7 +21,7 @@ pub struct Bpe {
 
 /// GPT-2's byte → character table: printable Latin-1 bytes stand for themselves, the rest
 /// are shifted to U+0100 and up.
-fn byte_to_char() -> &'static [char; 256] {
+pub fn byte_to_char() -> &'static [char; 256] {
     static T: OnceLock<[char; 256]> = OnceLock::new();
     T.get_or_init(|| {
         let mut t = ['\0'; 256];

@@ -7,6 +7,8 @@ mod merge;
 mod pretokenize;
 mod spm;
 
+pub use bpe::byte_to_char;
+
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
