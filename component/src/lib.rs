@@ -9,8 +9,11 @@ wit_bindgen::generate!({
 });
 
 use exports::edgeslm::runtime::inference::{Guest, GuestModel, Model as ModelHandle};
+use std::cell::RefCell;
+
 use exports::edgeslm::runtime::types::{
-    ContextOverflow, Error, FinishReason, GenerateOptions, Generation, ModelInfo, TensorTypeCount, Timings,
+    Classification, ClassifyOptions, ClassifyTimings, ContextOverflow, Error, FinishReason, GenerateOptions, Generation,
+    LabelScore, ModelInfo, TensorTypeCount, Timings,
 };
 
 struct Component;
@@ -22,6 +25,14 @@ impl Guest for Component {
 
 pub struct Model {
     inner: engine::Model,
+    /// Prompt-prefix KV state and calibration priors kept between classify calls.
+    classifier: RefCell<engine::Classifier>,
+}
+
+impl Model {
+    fn new(inner: engine::Model) -> ModelHandle {
+        ModelHandle::new(Model { inner, classifier: RefCell::new(engine::Classifier::default()) })
+    }
 }
 
 fn to_wit(e: engine::Error) -> Error {
@@ -37,18 +48,17 @@ fn to_wit(e: engine::Error) -> Error {
         }
         E::InvalidOption(m) => Error::InvalidOption(m),
         E::Io(m) => Error::Io(m),
+        E::InvalidLabels(m) => Error::InvalidLabels(m),
     }
 }
 
 impl GuestModel for Model {
     fn load(path: String) -> Result<ModelHandle, Error> {
-        let inner = engine::Model::open(&path).map_err(to_wit)?;
-        Ok(ModelHandle::new(Model { inner }))
+        Ok(Model::new(engine::Model::open(&path).map_err(to_wit)?))
     }
 
     fn from_bytes(bytes: Vec<u8>) -> Result<ModelHandle, Error> {
-        let inner = engine::Model::from_bytes(bytes).map_err(to_wit)?;
-        Ok(ModelHandle::new(Model { inner }))
+        Ok(Model::new(engine::Model::from_bytes(bytes).map_err(to_wit)?))
     }
 
     fn info(&self) -> ModelInfo {
@@ -122,6 +132,33 @@ impl GuestModel for Model {
                 decode_tokens: t.decode_tokens as u32,
                 prefill_tok_s: t.prefill_tok_s(),
                 decode_tok_s: t.decode_tok_s(),
+            },
+        })
+    }
+
+    fn classify(&self, text: String, labels: Vec<String>, o: ClassifyOptions) -> Result<Classification, Error> {
+        let opts = engine::ClassifyOptions {
+            instruction: o.instruction,
+            examples: o.examples.into_iter().map(|e| (e.text, e.label)).collect(),
+            calibrate: o.calibrate.unwrap_or(true),
+        };
+        let c = self.inner.classify(&mut self.classifier.borrow_mut(), &text, &labels, &opts).map_err(to_wit)?;
+        let t = &c.timings;
+        Ok(Classification {
+            label: c.label,
+            confidence: c.confidence,
+            scores: labels
+                .into_iter()
+                .zip(c.scores.iter().zip(&c.uncalibrated))
+                .map(|(label, (&probability, &uncalibrated))| LabelScore { label, probability, uncalibrated })
+                .collect(),
+            timings: ClassifyTimings {
+                prompt_tokens: t.prompt_tokens as u32,
+                reused_tokens: t.reused_tokens as u32,
+                prompt_ms: t.prompt_ms,
+                scoring_ms: t.scoring_ms,
+                calibration_ms: t.calibration_ms,
+                total_ms: t.total_ms,
             },
         })
     }

@@ -21,6 +21,8 @@ pub enum Error {
     InvalidOption(String),
     /// An I/O error other than "not found" while reading the model.
     Io(String),
+    /// A label set classify cannot use: too few or too many, empty, duplicated, too long.
+    InvalidLabels(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -41,6 +43,7 @@ impl fmt::Display for Error {
             }
             Error::InvalidOption(m) => write!(f, "invalid option: {m}"),
             Error::Io(m) => write!(f, "i/o error: {m}"),
+            Error::InvalidLabels(m) => write!(f, "invalid labels: {m}"),
         }
     }
 }

@@ -2,10 +2,12 @@
 //! tokenizers and sampling. Plain Rust with no WASI or wasmtime dependency, so the same code
 //! is tested natively and runs unchanged inside the wasm32-wasip2 component.
 
+pub mod classify;
 pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod prompt_cache;
 pub mod quant;
 pub mod sampler;
 pub mod storage;
@@ -13,6 +15,7 @@ pub mod tensor;
 pub mod timing;
 pub mod tokenizer;
 
+pub use classify::{Classification, ClassifyOptions, Classifier};
 pub use error::{Error, Result};
 pub use generate::{FinishReason, GenerateOptions, Generation, Timings};
 pub use model::{Model, Session};

@@ -18,7 +18,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::edgeslm::runtime::types::{
-    Error as WitError, FinishReason, GenerateOptions, Generation, ModelInfo, Timings,
+    Classification, ClassifyOptions, Error as WitError, Example, FinishReason, GenerateOptions, Generation, ModelInfo,
+    Timings,
 };
 
 /// Where the model's directory appears inside the guest.
@@ -148,6 +149,17 @@ impl Session {
         Ok(api.call_generate(&mut self.store, m.0, prompt, opts)?)
     }
 
+    pub fn classify(
+        &mut self,
+        m: Model,
+        text: &str,
+        labels: &[String],
+        opts: &ClassifyOptions,
+    ) -> Result<std::result::Result<Classification, WitError>> {
+        let api = self.bindings.edgeslm_runtime_inference().model();
+        Ok(api.call_classify(&mut self.store, m.0, text, labels, opts)?)
+    }
+
     pub fn drop_model(&mut self, m: Model) -> Result<()> {
         Ok(m.0.resource_drop(&mut self.store)?)
     }
@@ -167,6 +179,7 @@ impl WitError {
             }
             WitError::InvalidOption(m) => format!("invalid option: {m}"),
             WitError::Io(m) => format!("i/o error: {m}"),
+            WitError::InvalidLabels(m) => format!("invalid labels: {m}"),
         }
     }
 
@@ -181,6 +194,7 @@ impl WitError {
             WitError::ContextOverflow(_) => "context-overflow",
             WitError::InvalidOption(_) => "invalid-option",
             WitError::Io(_) => "io",
+            WitError::InvalidLabels(_) => "invalid-labels",
         }
     }
 }
@@ -196,6 +210,12 @@ impl Default for GenerateOptions {
             stop: vec![],
             parse_special: None,
         }
+    }
+}
+
+impl Default for ClassifyOptions {
+    fn default() -> Self {
+        ClassifyOptions { instruction: None, examples: vec![], calibrate: None }
     }
 }
 

@@ -4,6 +4,8 @@
 //!   edgeslm tokenize --model FILE [--special] TEXT
 //!   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
 //!                    [--seed S] [--stop STR]... [--special] [--json] PROMPT
+//!   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
+//!                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
 //!
 //! Common: --component PATH (default: the component built by `cargo xtask build`).
 //! Output goes to stdout; progress and timings to stderr; errors are one line and exit 1.
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use edgeslm_host::{default_component_path, open_model, FinishReason, GenerateOptions, Host};
+use edgeslm_host::{default_component_path, open_model, ClassifyOptions, Example, FinishReason, GenerateOptions, Host};
 use serde_json::json;
 
 const USAGE: &str = "usage:
@@ -20,6 +22,10 @@ const USAGE: &str = "usage:
   edgeslm tokenize --model FILE [--special] TEXT
   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
                    [--seed S] [--stop STR]... [--special] [--json] PROMPT
+  edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
+                   [--no-calibrate] (TEXT | --batch FILE.jsonl)
+     examples: one {\"text\": ..., \"label\": ...} per line; batch: one {\"text\": ...} (or a JSON
+     string) per line, one JSON result per line out, p50/p99 latency on stderr
 options for all commands:
   --component PATH   the edgeslm component (default: built by `cargo xtask build`)
   --quiet            no progress on stderr";
@@ -33,6 +39,10 @@ struct Args {
     json: bool,
     special: bool,
     quiet: bool,
+    labels: Vec<String>,
+    classify: ClassifyOptions,
+    examples_file: Option<PathBuf>,
+    batch: Option<PathBuf>,
 }
 
 fn parse(argv: Vec<String>) -> Result<Args> {
@@ -51,6 +61,10 @@ fn parse(argv: Vec<String>) -> Result<Args> {
         json: false,
         special: false,
         quiet: false,
+        labels: vec![],
+        classify: ClassifyOptions::default(),
+        examples_file: None,
+        batch: None,
     };
     fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T> {
         let v = v.ok_or_else(|| anyhow!("{flag} needs a value"))?;
@@ -67,6 +81,11 @@ fn parse(argv: Vec<String>) -> Result<Args> {
             "--seed" => a.opts.seed = Some(value(&arg, it.next())?),
             "--stop" => a.opts.stop.push(value(&arg, it.next())?),
             "--json" => a.json = true,
+            "--labels" => a.labels = value::<String>(&arg, it.next())?.split(',').map(|l| l.trim().to_string()).collect(),
+            "--instruction" => a.classify.instruction = Some(value(&arg, it.next())?),
+            "--examples" => a.examples_file = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
+            "--no-calibrate" => a.classify.calibrate = Some(false),
+            "--batch" => a.batch = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
             "--special" => a.special = true,
             "--quiet" | "-q" => a.quiet = true,
             "--help" | "-h" => {
@@ -104,7 +123,7 @@ fn run(argv: Vec<String>) -> Result<()> {
         None => default_component_path()
             .ok_or_else(|| anyhow!("the edgeslm component was not found; build it with `cargo xtask build` or pass --component"))?,
     };
-    if !["info", "tokenize", "generate"].contains(&args.command.as_str()) {
+    if !["info", "tokenize", "generate", "classify"].contains(&args.command.as_str()) {
         bail!("unknown command '{}'\n{USAGE}", args.command);
     }
     let model_path = args.model.clone().ok_or_else(|| anyhow!("--model FILE is required"))?;
@@ -185,6 +204,7 @@ fn run(argv: Vec<String>) -> Result<()> {
                 t.decode_tok_s
             ));
         }
+        "classify" => classify(&args, &mut session, model, &say)?,
         other => bail!("unknown command '{other}'\n{USAGE}"),
     }
     Ok(())
@@ -200,4 +220,90 @@ fn one_positional(args: &Args, what: &str) -> Result<String> {
 
 fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
+}
+
+/// `{"text": ..., "label": ...}` per line.
+fn read_examples(path: &PathBuf) -> Result<Vec<Example>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = vec![];
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
+        let field = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("{}:{}: missing string field \"{k}\"", path.display(), n + 1))
+        };
+        out.push(Example { text: field("text")?, label: field("label")? });
+    }
+    Ok(out)
+}
+
+/// One batch line: a JSON string, or an object with "text".
+fn batch_text(line: &str) -> Result<String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| anyhow!("not JSON: {e}"))?;
+    match v {
+        serde_json::Value::String(s) => Ok(s),
+        v => v.get("text").and_then(|t| t.as_str()).map(str::to_string).ok_or_else(|| anyhow!("no \"text\" field")),
+    }
+}
+
+fn classify(args: &Args, session: &mut edgeslm_host::Session, model: edgeslm_host::Model, say: &dyn Fn(String)) -> Result<()> {
+    if args.labels.is_empty() {
+        bail!("--labels A,B,C is required");
+    }
+    let mut opts = args.classify.clone();
+    if let Some(p) = &args.examples_file {
+        opts.examples = read_examples(p)?;
+    }
+    let mut run = |text: &str| -> Result<serde_json::Value> {
+        let c = session.classify(model, text, &args.labels, &opts)?.map_err(|e| anyhow!(e.message()))?;
+        let t = &c.timings;
+        let scores: serde_json::Map<String, serde_json::Value> =
+            c.scores.iter().map(|s| (s.label.clone(), json!(s.probability))).collect();
+        let raw: serde_json::Map<String, serde_json::Value> =
+            c.scores.iter().map(|s| (s.label.clone(), json!(s.uncalibrated))).collect();
+        Ok(json!({
+            "label": c.label,
+            "confidence": c.confidence,
+            "scores": scores,
+            "uncalibrated": raw,
+            "timings": {
+                "prompt_tokens": t.prompt_tokens,
+                "reused_tokens": t.reused_tokens,
+                "prompt_ms": round2(t.prompt_ms),
+                "scoring_ms": round2(t.scoring_ms),
+                "calibration_ms": round2(t.calibration_ms),
+                "total_ms": round2(t.total_ms),
+            },
+        }))
+    };
+    let Some(batch) = &args.batch else {
+        let text = one_positional(args, "TEXT")?;
+        println!("{}", serde_json::to_string_pretty(&run(&text)?)?);
+        return Ok(());
+    };
+    let input = std::fs::read_to_string(batch).with_context(|| format!("cannot read {}", batch.display()))?;
+    let mut latencies = vec![];
+    let (mut ok, mut failed) = (0, 0);
+    for (n, line) in input.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let t = std::time::Instant::now();
+        // A bad line gets an error line; the batch goes on.
+        match batch_text(line).and_then(|text| run(&text)) {
+            Ok(v) => {
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                ok += 1;
+                println!("{v}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{}", json!({ "line": n + 1, "error": e.to_string() }));
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    say(format!("edgeslm: {ok} classified, {failed} failed; latency p50 {:.1} ms, p99 {:.1} ms", pct(0.5), pct(0.99)));
+    Ok(())
 }

@@ -58,11 +58,35 @@ pub struct Model {
 pub struct Session {
     caches: Vec<LayerCache>,
     pub tokens: Vec<u32>,
+    /// One past the highest position ever written since the last reset: how far back
+    /// sliding-window rings still hold what a rollback needs.
+    high_water: usize,
+    has_rings: bool,
 }
 
 impl Session {
     pub fn pos(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// Forget everything after the first `n` tokens, so evaluation can resume from there
+    /// (prefix reuse). Returns false, leaving the session as it was, when a sliding-window
+    /// ring has already overwritten keys position `n` would need; the caller then restarts.
+    pub fn truncate(&mut self, n: usize) -> bool {
+        if n >= self.pos() {
+            return n == self.pos();
+        }
+        if self.has_rings && self.high_water - n >= UBATCH {
+            return false;
+        }
+        self.tokens.truncate(n);
+        true
+    }
+
+    /// Start over (the caches' memory is kept).
+    pub fn reset(&mut self) {
+        self.tokens.clear();
+        self.high_water = 0;
     }
 }
 
@@ -140,7 +164,8 @@ impl Model {
                 LayerCache::new(c.kv_dim(), ring)
             })
             .collect();
-        Session { caches, tokens: Vec::new() }
+        let has_rings = (0..c.n_layer).any(|l| c.is_sliding(l));
+        Session { caches, tokens: Vec::new(), high_water: 0, has_rings }
     }
 
     /// Evaluate `tokens` after what the session holds; returns the logits of the last one.
@@ -265,6 +290,7 @@ impl Model {
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }
         s.tokens.extend_from_slice(tokens);
+        s.high_water = s.high_water.max(s.pos());
         x
     }
 }
