@@ -12,8 +12,8 @@ use exports::edgeslm::runtime::inference::{Guest, GuestModel, Model as ModelHand
 use std::cell::RefCell;
 
 use exports::edgeslm::runtime::types::{
-    Classification, ClassifyOptions, ClassifyTimings, ContextOverflow, Error, FinishReason, GenerateOptions, Generation,
-    LabelScore, ModelInfo, TensorTypeCount, Timings,
+    Classification, ClassifyOptions, ClassifyTimings, Constraint, ContextOverflow, Error, FinishReason, GenerateOptions,
+    Generation, LabelScore, ModelInfo, TensorTypeCount, Timings,
 };
 
 struct Component;
@@ -27,11 +27,17 @@ pub struct Model {
     inner: engine::Model,
     /// Prompt-prefix KV state and calibration priors kept between classify calls.
     classifier: RefCell<engine::Classifier>,
+    /// The constraint engine (token trie), built on the first constrained call.
+    constrainer: RefCell<Option<engine::Constrainer>>,
 }
 
 impl Model {
     fn new(inner: engine::Model) -> ModelHandle {
-        ModelHandle::new(Model { inner, classifier: RefCell::new(engine::Classifier::default()) })
+        ModelHandle::new(Model {
+            inner,
+            classifier: RefCell::new(engine::Classifier::default()),
+            constrainer: RefCell::new(None),
+        })
     }
 }
 
@@ -49,6 +55,12 @@ fn to_wit(e: engine::Error) -> Error {
         E::InvalidOption(m) => Error::InvalidOption(m),
         E::Io(m) => Error::Io(m),
         E::InvalidLabels(m) => Error::InvalidLabels(m),
+        E::InvalidSchema(m) => Error::InvalidSchema(m),
+        E::UnsupportedSchema(m) => Error::UnsupportedSchema(m),
+        E::InvalidRegex(m) => Error::InvalidRegex(m),
+        E::InvalidGrammar(m) => Error::InvalidGrammar(m),
+        E::ConstraintUnsatisfiable(m) => Error::ConstraintUnsatisfiable(m),
+        E::OutputTruncated { tokens } => Error::OutputTruncated(tokens as u32),
     }
 }
 
@@ -102,38 +114,25 @@ impl GuestModel for Model {
     }
 
     fn generate(&self, prompt: String, o: GenerateOptions) -> Result<Generation, Error> {
-        let d = engine::GenerateOptions::default();
-        let opts = engine::GenerateOptions {
-            max_tokens: o.max_tokens.unwrap_or(d.max_tokens),
-            sampler: engine::SamplerConfig {
-                temperature: o.temperature.unwrap_or(d.sampler.temperature),
-                top_k: o.top_k.unwrap_or(d.sampler.top_k),
-                top_p: o.top_p.unwrap_or(d.sampler.top_p),
-                seed: o.seed.unwrap_or(d.sampler.seed),
-            },
-            stop: o.stop,
-            parse_special: o.parse_special.unwrap_or(d.parse_special),
+        let g = self.inner.generate(&prompt, &options(o)).map_err(to_wit)?;
+        Ok(generation(g))
+    }
+
+    fn generate_constrained(&self, prompt: String, c: Constraint, o: GenerateOptions) -> Result<Generation, Error> {
+        let constraint = match c {
+            Constraint::JsonSchema(s) => engine::Constraint::JsonSchema(s),
+            Constraint::Regex(r) => engine::Constraint::Regex(r),
+            Constraint::Grammar(g) => engine::Constraint::Grammar(g),
         };
-        let g = self.inner.generate(&prompt, &opts).map_err(to_wit)?;
-        let t = &g.timings;
-        Ok(Generation {
-            text: g.text,
-            tokens: g.tokens,
-            prompt_tokens: g.prompt_tokens as u32,
-            finish_reason: match g.finish_reason {
-                engine::FinishReason::EndOfGeneration => FinishReason::Stop,
-                engine::FinishReason::MaxTokens => FinishReason::Length,
-                engine::FinishReason::StopString => FinishReason::StopString,
-            },
-            timings: Timings {
-                prefill_ms: t.prefill_ms,
-                decode_ms: t.decode_ms,
-                prefill_tokens: t.prefill_tokens as u32,
-                decode_tokens: t.decode_tokens as u32,
-                prefill_tok_s: t.prefill_tok_s(),
-                decode_tok_s: t.decode_tok_s(),
-            },
-        })
+        let mut slot = self.constrainer.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(engine::Constrainer::new(&self.inner).map_err(to_wit)?);
+        }
+        let g = self
+            .inner
+            .generate_constrained(slot.as_ref().unwrap(), &prompt, &constraint, &options(o))
+            .map_err(to_wit)?;
+        Ok(generation(g))
     }
 
     fn classify(&self, text: String, labels: Vec<String>, o: ClassifyOptions) -> Result<Classification, Error> {
@@ -161,6 +160,43 @@ impl GuestModel for Model {
                 total_ms: t.total_ms,
             },
         })
+    }
+}
+
+fn options(o: GenerateOptions) -> engine::GenerateOptions {
+    let d = engine::GenerateOptions::default();
+    engine::GenerateOptions {
+        max_tokens: o.max_tokens.unwrap_or(d.max_tokens),
+        sampler: engine::SamplerConfig {
+            temperature: o.temperature.unwrap_or(d.sampler.temperature),
+            top_k: o.top_k.unwrap_or(d.sampler.top_k),
+            top_p: o.top_p.unwrap_or(d.sampler.top_p),
+            seed: o.seed.unwrap_or(d.sampler.seed),
+        },
+        stop: o.stop,
+        parse_special: o.parse_special.unwrap_or(d.parse_special),
+    }
+}
+
+fn generation(g: engine::Generation) -> Generation {
+    let t = &g.timings;
+    Generation {
+        prompt_tokens: g.prompt_tokens as u32,
+        finish_reason: match g.finish_reason {
+            engine::FinishReason::EndOfGeneration => FinishReason::Stop,
+            engine::FinishReason::MaxTokens => FinishReason::Length,
+            engine::FinishReason::StopString => FinishReason::StopString,
+        },
+        timings: Timings {
+            prefill_ms: t.prefill_ms,
+            decode_ms: t.decode_ms,
+            prefill_tokens: t.prefill_tokens as u32,
+            decode_tokens: t.decode_tokens as u32,
+            prefill_tok_s: t.prefill_tok_s(),
+            decode_tok_s: t.decode_tok_s(),
+        },
+        text: g.text,
+        tokens: g.tokens,
     }
 }
 

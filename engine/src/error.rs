@@ -23,6 +23,16 @@ pub enum Error {
     Io(String),
     /// A label set classify cannot use: too few or too many, empty, duplicated, too long.
     InvalidLabels(String),
+    /// A JSON Schema that is not valid JSON or not a valid schema.
+    InvalidSchema(String),
+    /// A schema using a keyword that cannot be enforced (never silently ignored).
+    UnsupportedSchema(String),
+    InvalidRegex(String),
+    InvalidGrammar(String),
+    /// No output can satisfy the constraint.
+    ConstraintUnsatisfiable(String),
+    /// `max_tokens` ran out before the output was complete; nothing invalid is returned.
+    OutputTruncated { tokens: usize },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -44,6 +54,14 @@ impl fmt::Display for Error {
             Error::InvalidOption(m) => write!(f, "invalid option: {m}"),
             Error::Io(m) => write!(f, "i/o error: {m}"),
             Error::InvalidLabels(m) => write!(f, "invalid labels: {m}"),
+            Error::InvalidSchema(m) => write!(f, "invalid JSON schema: {m}"),
+            Error::UnsupportedSchema(m) => write!(f, "unsupported JSON schema: {m}"),
+            Error::InvalidRegex(m) => write!(f, "invalid regex: {m}"),
+            Error::InvalidGrammar(m) => write!(f, "invalid grammar: {m}"),
+            Error::ConstraintUnsatisfiable(m) => write!(f, "constraint cannot be satisfied: {m}"),
+            Error::OutputTruncated { tokens } => {
+                write!(f, "output truncated: max-tokens ({tokens}) reached before the constrained output was complete")
+            }
         }
     }
 }

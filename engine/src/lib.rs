@@ -3,6 +3,7 @@
 //! is tested natively and runs unchanged inside the wasm32-wasip2 component.
 
 pub mod classify;
+pub mod constrain;
 pub mod error;
 pub mod generate;
 pub mod gguf;
@@ -16,6 +17,7 @@ pub mod timing;
 pub mod tokenizer;
 
 pub use classify::{Classification, ClassifyOptions, Classifier};
+pub use constrain::{Constrainer, Constraint};
 pub use error::{Error, Result};
 pub use generate::{FinishReason, GenerateOptions, Generation, Timings};
 pub use model::{Model, Session};

@@ -18,8 +18,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::edgeslm::runtime::types::{
-    Classification, ClassifyOptions, Error as WitError, Example, FinishReason, GenerateOptions, Generation, ModelInfo,
-    Timings,
+    Classification, ClassifyOptions, Constraint, Error as WitError, Example, FinishReason, GenerateOptions, Generation,
+    ModelInfo, Timings,
 };
 
 /// Where the model's directory appears inside the guest.
@@ -149,6 +149,17 @@ impl Session {
         Ok(api.call_generate(&mut self.store, m.0, prompt, opts)?)
     }
 
+    pub fn generate_constrained(
+        &mut self,
+        m: Model,
+        prompt: &str,
+        constraint: &Constraint,
+        opts: &GenerateOptions,
+    ) -> Result<std::result::Result<Generation, WitError>> {
+        let api = self.bindings.edgeslm_runtime_inference().model();
+        Ok(api.call_generate_constrained(&mut self.store, m.0, prompt, constraint, opts)?)
+    }
+
     pub fn classify(
         &mut self,
         m: Model,
@@ -180,6 +191,14 @@ impl WitError {
             WitError::InvalidOption(m) => format!("invalid option: {m}"),
             WitError::Io(m) => format!("i/o error: {m}"),
             WitError::InvalidLabels(m) => format!("invalid labels: {m}"),
+            WitError::InvalidSchema(m) => format!("invalid JSON schema: {m}"),
+            WitError::UnsupportedSchema(m) => format!("unsupported JSON schema: {m}"),
+            WitError::InvalidRegex(m) => format!("invalid regex: {m}"),
+            WitError::InvalidGrammar(m) => format!("invalid grammar: {m}"),
+            WitError::ConstraintUnsatisfiable(m) => format!("constraint cannot be satisfied: {m}"),
+            WitError::OutputTruncated(n) => {
+                format!("output truncated: max-tokens ({n}) reached before the constrained output was complete")
+            }
         }
     }
 
@@ -195,6 +214,12 @@ impl WitError {
             WitError::InvalidOption(_) => "invalid-option",
             WitError::Io(_) => "io",
             WitError::InvalidLabels(_) => "invalid-labels",
+            WitError::InvalidSchema(_) => "invalid-schema",
+            WitError::UnsupportedSchema(_) => "unsupported-schema",
+            WitError::InvalidRegex(_) => "invalid-regex",
+            WitError::InvalidGrammar(_) => "invalid-grammar",
+            WitError::ConstraintUnsatisfiable(_) => "constraint-unsatisfiable",
+            WitError::OutputTruncated(_) => "output-truncated",
         }
     }
 }

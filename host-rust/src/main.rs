@@ -3,7 +3,8 @@
 //!   edgeslm info     --model FILE
 //!   edgeslm tokenize --model FILE [--special] TEXT
 //!   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//!                    [--seed S] [--stop STR]... [--special] [--json] PROMPT
+//!                    [--seed S] [--stop STR]... [--special] [--json]
+//!                    [--schema FILE.json | --regex RE | --grammar FILE.lark] PROMPT
 //!   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
 //!                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
 //!
@@ -14,14 +15,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use edgeslm_host::{default_component_path, open_model, ClassifyOptions, Example, FinishReason, GenerateOptions, Host};
+use edgeslm_host::{
+    default_component_path, open_model, ClassifyOptions, Constraint, Example, FinishReason, GenerateOptions, Host,
+};
 use serde_json::json;
 
 const USAGE: &str = "usage:
   edgeslm info     --model FILE
   edgeslm tokenize --model FILE [--special] TEXT
   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-                   [--seed S] [--stop STR]... [--special] [--json] PROMPT
+                   [--seed S] [--stop STR]... [--special] [--json]
+                   [--schema FILE.json | --regex RE | --grammar FILE.lark] PROMPT
+     with a constraint, the output is guaranteed to match it (JSON Schema, regex, Lark grammar)
   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
      examples: one {\"text\": ..., \"label\": ...} per line; batch: one {\"text\": ...} (or a JSON
@@ -43,6 +48,7 @@ struct Args {
     classify: ClassifyOptions,
     examples_file: Option<PathBuf>,
     batch: Option<PathBuf>,
+    constraint: Option<Constraint>,
 }
 
 fn parse(argv: Vec<String>) -> Result<Args> {
@@ -65,6 +71,7 @@ fn parse(argv: Vec<String>) -> Result<Args> {
         classify: ClassifyOptions::default(),
         examples_file: None,
         batch: None,
+        constraint: None,
     };
     fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T> {
         let v = v.ok_or_else(|| anyhow!("{flag} needs a value"))?;
@@ -86,6 +93,18 @@ fn parse(argv: Vec<String>) -> Result<Args> {
             "--examples" => a.examples_file = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
             "--no-calibrate" => a.classify.calibrate = Some(false),
             "--batch" => a.batch = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
+            "--schema" | "--grammar" | "--regex" => {
+                if a.constraint.is_some() {
+                    bail!("give one of --schema, --regex, --grammar");
+                }
+                let v: String = value(&arg, it.next())?;
+                let read = |p: &str| std::fs::read_to_string(p).map_err(|e| anyhow!("cannot read {p}: {e}"));
+                a.constraint = Some(match arg.as_str() {
+                    "--schema" => Constraint::JsonSchema(read(&v)?),
+                    "--grammar" => Constraint::Grammar(read(&v)?),
+                    _ => Constraint::Regex(v),
+                });
+            }
             "--special" => a.special = true,
             "--quiet" | "-q" => a.quiet = true,
             "--help" | "-h" => {
@@ -171,7 +190,11 @@ fn run(argv: Vec<String>) -> Result<()> {
         }
         "generate" => {
             let prompt = one_positional(&args, "PROMPT")?;
-            let g = session.generate(model, &prompt, &args.opts)?.map_err(|e| anyhow!(e.message()))?;
+            let g = match &args.constraint {
+                Some(c) => session.generate_constrained(model, &prompt, c, &args.opts)?,
+                None => session.generate(model, &prompt, &args.opts)?,
+            }
+            .map_err(|e| anyhow!(e.message()))?;
             let t = &g.timings;
             let finish = match g.finish_reason {
                 FinishReason::Stop => "stop",

@@ -44,7 +44,8 @@ pub struct Layer {
 
 pub struct Model {
     pub config: Config,
-    pub tokenizer: Tokenizer,
+    /// Shared with the constraint engine, which tokenizes grammar literals.
+    pub tokenizer: Arc<Tokenizer>,
     pub token_embd: Matrix,
     pub layers: Vec<Layer>,
     pub output_norm: Vec<f32>,
@@ -95,7 +96,7 @@ impl Model {
         let storage = Arc::new(storage);
         let gguf = Gguf::parse(&storage)?;
         let config = Config::from_gguf(&gguf)?;
-        let tokenizer = Tokenizer::from_gguf(&gguf)?;
+        let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
         let c = &config;
 
         let matrix = |name: &str, rows: usize, cols: usize| -> Result<Matrix> {

@@ -1,0 +1,212 @@
+//! Constrained generation: at every step only tokens that keep the output a valid prefix of
+//! the constraint's language can be chosen (llguidance computes that token mask), tokens the
+//! grammar forces are appended without sampling and evaluated in one batch (jump-forward),
+//! and generation that runs out of tokens before the output is complete is an error, never
+//! silently invalid output.
+
+use std::sync::Arc;
+
+use llguidance::api::TopLevelGrammar;
+use llguidance::toktrie::{TokEnv, TokRxInfo, TokTrie, TokenizerEnv};
+use llguidance::{Matcher, ParserFactory};
+
+use crate::error::{Error, Result};
+use crate::generate::{FinishReason, GenerateOptions, Generation, Timings};
+use crate::model::Model;
+use crate::sampler::Sampler;
+use crate::timing::Stopwatch;
+use crate::tokenizer::{Attr, Tokenizer};
+
+/// What the output must match.
+#[derive(Debug, Clone)]
+pub enum Constraint {
+    /// A JSON Schema (draft 2020-12 subset); unknown keywords are an error.
+    JsonSchema(String),
+    /// A regular expression the whole output must match.
+    Regex(String),
+    /// A context-free grammar in llguidance's Lark syntax.
+    Grammar(String),
+}
+
+/// The model's vocabulary as llguidance sees it: token bytes in a trie, and our tokenizer
+/// for the grammar's literal strings.
+struct Vocabulary {
+    trie: TokTrie,
+    tokenizer: Arc<Tokenizer>,
+}
+
+impl TokenizerEnv for Vocabulary {
+    fn tok_trie(&self) -> &TokTrie {
+        &self.trie
+    }
+    fn tokenize_bytes(&self, s: &[u8]) -> Vec<u32> {
+        match std::str::from_utf8(s) {
+            Ok(text) => self.tokenizer.encode(text, false, false),
+            Err(_) => self.trie.greedy_tokenize(s),
+        }
+    }
+}
+
+/// Per-model constraint state: the token trie (1-2 s to build for a 262k vocabulary) is
+/// built once and reused by every constrained call.
+pub struct Constrainer {
+    factory: ParserFactory,
+    eos: u32,
+}
+
+impl Constrainer {
+    pub fn new(model: &Model) -> Result<Constrainer> {
+        let tok = &model.tokenizer;
+        let n = model.vocab_size();
+        // Special tokens are marked so grammars never produce them as text.
+        let words: Vec<Vec<u8>> = (0..n as u32)
+            .map(|id| {
+                let a = tok.attrs.get(id as usize).copied().unwrap_or_default();
+                let text = tok.tokens.get(id as usize).map(String::as_str).unwrap_or("");
+                if a.has(Attr::CONTROL) || a.has(Attr::UNKNOWN) || a.has(Attr::UNUSED) || (id as usize) >= tok.vocab_size() {
+                    let mut w = vec![TokTrie::SPECIAL_TOKEN_MARKER];
+                    w.extend_from_slice(text.as_bytes());
+                    w
+                } else {
+                    tok.piece(id)
+                }
+            })
+            .collect();
+        let eos = tok.eos.or(tok.eog.first().copied()).ok_or_else(|| {
+            Error::ConstraintUnsatisfiable("the model has no end-of-sequence token to end constrained output".into())
+        })?;
+        let mut info = TokRxInfo::new(n as u32, eos);
+        info.tok_bos = tok.bos;
+        let trie = TokTrie::from(&info, &words);
+        let env: TokEnv = Arc::new(Vocabulary { trie, tokenizer: tok.clone() });
+        let mut factory = ParserFactory::new_simple(&env).map_err(|e| Error::Io(format!("constraint engine: {e}")))?;
+        factory.quiet();
+        Ok(Constrainer { factory, eos })
+    }
+
+    /// Compile a constraint, or say precisely why it cannot be enforced.
+    fn matcher(&self, c: &Constraint) -> Result<Matcher> {
+        let grammar = match c {
+            Constraint::JsonSchema(s) => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(s).map_err(|e| Error::InvalidSchema(format!("not valid JSON: {e}")))?;
+                // Compact JSON: no whitespace to loop on, fewer tokens. A schema's own
+                // "x-guidance" options (e.g. lenient mode) take precedence.
+                if let Some(obj) = v.as_object_mut() {
+                    obj.entry("x-guidance").or_insert_with(|| serde_json::json!({ "whitespace_flexible": false }));
+                }
+                TopLevelGrammar::from_json_schema(v)
+            }
+            Constraint::Regex(r) => TopLevelGrammar::from_regex(r),
+            Constraint::Grammar(g) => TopLevelGrammar::from_lark(g.clone()),
+        };
+        let parser = self.factory.create_parser(grammar).map_err(|e| classify_error(c, &e.to_string()))?;
+        let m = Matcher::new(Ok(parser));
+        if let Some(e) = m.get_error() {
+            return Err(classify_error(c, &e));
+        }
+        Ok(m)
+    }
+}
+
+/// llguidance reports every compile failure as text; sort it into our typed errors.
+fn classify_error(c: &Constraint, msg: &str) -> Error {
+    let one_line = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    match c {
+        Constraint::JsonSchema(_) => {
+            let lower = one_line.to_lowercase();
+            if lower.contains("unimplemented") || lower.contains("unsupported") || lower.contains("unknown") {
+                Error::UnsupportedSchema(one_line)
+            } else if lower.contains("unsatisfiable") {
+                Error::ConstraintUnsatisfiable(one_line)
+            } else {
+                Error::InvalidSchema(one_line)
+            }
+        }
+        Constraint::Regex(_) => Error::InvalidRegex(one_line),
+        Constraint::Grammar(_) => Error::InvalidGrammar(one_line),
+    }
+}
+
+fn engine_error(e: impl std::fmt::Display) -> Error {
+    Error::ConstraintUnsatisfiable(e.to_string())
+}
+
+impl Model {
+    pub fn generate_constrained(
+        &self,
+        cons: &Constrainer,
+        prompt: &str,
+        constraint: &Constraint,
+        opts: &GenerateOptions,
+    ) -> Result<Generation> {
+        let mut matcher = cons.matcher(constraint)?;
+        let prompt_ids = self.tokenizer.encode(prompt, true, opts.parse_special);
+        if prompt_ids.is_empty() {
+            return Err(Error::InvalidOption("the prompt is empty and the model adds no BOS token".into()));
+        }
+        let mut sampler = Sampler::new(opts.sampler.clone())?;
+        let limit = self.config.n_ctx_train;
+        let needed = prompt_ids.len() + opts.max_tokens as usize;
+        if needed > limit {
+            return Err(Error::ContextOverflow { needed, limit });
+        }
+
+        let mut session = self.new_session();
+        let mut timings = Timings { prefill_tokens: prompt_ids.len(), ..Default::default() };
+        let clock = Stopwatch::start();
+        let mut logits = self.forward(&mut session, &prompt_ids)?;
+        timings.prefill_ms = clock.ms();
+
+        let clock = Stopwatch::start();
+        let max = opts.max_tokens as usize;
+        let mut tokens: Vec<u32> = Vec::new();
+        while !matcher.is_stopped() && tokens.len() < max {
+            // Jump-forward: what the grammar forces is appended and evaluated in one batch.
+            let mut forced = matcher.compute_ff_tokens();
+            forced.truncate(max - tokens.len());
+            if !forced.is_empty() {
+                matcher.consume_tokens(&forced).map_err(engine_error)?;
+                tokens.extend_from_slice(&forced);
+                if matcher.is_stopped() {
+                    break;
+                }
+                logits = self.forward(&mut session, &forced)?;
+                timings.decode_tokens += forced.len();
+                continue;
+            }
+            let mask = matcher.compute_mask().map_err(engine_error)?;
+            if mask.is_zero() {
+                return Err(Error::ConstraintUnsatisfiable("no token can continue the output".into()));
+            }
+            for (i, l) in logits.iter_mut().enumerate() {
+                if !mask.is_allowed(i as u32) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+            let next = sampler.sample(&logits);
+            if next == cons.eos {
+                break; // only allowed where the output is complete
+            }
+            matcher.consume_token(next).map_err(engine_error)?;
+            tokens.push(next);
+            if matcher.is_stopped() {
+                break;
+            }
+            logits = self.forward(&mut session, &[next])?;
+            timings.decode_tokens += 1;
+        }
+        timings.decode_ms = clock.ms();
+        if !matcher.is_stopped() && !matcher.is_accepting().unwrap_or(false) {
+            return Err(Error::OutputTruncated { tokens: max });
+        }
+        let text = self.tokenizer.decode(&tokens);
+        Ok(Generation {
+            text,
+            tokens,
+            prompt_tokens: prompt_ids.len(),
+            finish_reason: FinishReason::EndOfGeneration,
+            timings,
+        })
+    }
+}
