@@ -90,6 +90,10 @@ impl Constrainer {
             Constraint::JsonSchema(s) => {
                 let mut v: serde_json::Value =
                     serde_json::from_str(s).map_err(|e| Error::InvalidSchema(format!("not valid JSON: {e}")))?;
+                let lenient = v.pointer("/x-guidance/lenient").and_then(serde_json::Value::as_bool) == Some(true);
+                if !lenient {
+                    check_keywords(&v, &mut String::new())?;
+                }
                 // Compact JSON: no whitespace to loop on, fewer tokens. A schema's own
                 // "x-guidance" options (e.g. lenient mode) take precedence.
                 if let Some(obj) = v.as_object_mut() {
@@ -107,6 +111,62 @@ impl Constrainer {
         }
         Ok(m)
     }
+}
+
+/// Every JSON Schema keyword (2020-12, with draft-07's `definitions` and `dependencies`).
+/// Anything else, such as a misspelt `maximun`, would be silently ignored by a validator and
+/// so by the grammar: it is an error instead, naming the keyword and where it is (fail
+/// closed). Keywords llguidance cannot enforce are reported by it in the same way.
+const KEYWORDS: &[&str] = &[
+    "$schema", "$id", "$ref", "$defs", "$anchor", "$dynamicRef", "$dynamicAnchor", "$comment", "$vocabulary",
+    "definitions", "type", "enum", "const", "properties", "patternProperties", "additionalProperties",
+    "required", "propertyNames", "minProperties", "maxProperties", "dependentRequired", "dependentSchemas",
+    "dependencies", "items", "prefixItems", "additionalItems", "contains", "minContains", "maxContains",
+    "minItems", "maxItems", "uniqueItems", "unevaluatedItems", "unevaluatedProperties", "allOf", "anyOf", "oneOf",
+    "not", "if", "then", "else", "minLength", "maxLength", "pattern", "format", "contentEncoding",
+    "contentMediaType", "contentSchema", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "multipleOf", "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
+    "x-guidance",
+];
+
+/// Keywords whose value is a schema, a map of schemas, or a list of schemas.
+const SCHEMA_VALUED: &[&str] = &[
+    "additionalProperties", "propertyNames", "items", "additionalItems", "contains", "not", "if", "then", "else",
+    "unevaluatedItems", "unevaluatedProperties", "contentSchema",
+];
+const SCHEMA_MAPS: &[&str] = &["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"];
+const SCHEMA_LISTS: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
+
+fn check_keywords(v: &serde_json::Value, pointer: &mut String) -> Result<()> {
+    let Some(obj) = v.as_object() else { return Ok(()) };
+    for (k, sub) in obj {
+        if !KEYWORDS.contains(&k.as_str()) {
+            return Err(Error::UnsupportedSchema(format!(
+                "unknown keyword \"{k}\" at {} (add \"x-guidance\": {{\"lenient\": true}} to ignore unknown keywords)",
+                if pointer.is_empty() { "/" } else { pointer }
+            )));
+        }
+        let len = pointer.len();
+        let escaped = k.replace('~', "~0").replace('/', "~1");
+        if SCHEMA_VALUED.contains(&k.as_str()) {
+            pointer.push_str(&format!("/{escaped}"));
+            check_keywords(sub, pointer)?;
+        } else if SCHEMA_MAPS.contains(&k.as_str()) {
+            for (name, s) in sub.as_object().into_iter().flatten() {
+                pointer.push_str(&format!("/{escaped}/{}", name.replace('~', "~0").replace('/', "~1")));
+                check_keywords(s, pointer)?;
+                pointer.truncate(len);
+            }
+        } else if SCHEMA_LISTS.contains(&k.as_str()) {
+            for (i, s) in sub.as_array().into_iter().flatten().enumerate() {
+                pointer.push_str(&format!("/{escaped}/{i}"));
+                check_keywords(s, pointer)?;
+                pointer.truncate(len);
+            }
+        }
+        pointer.truncate(len);
+    }
+    Ok(())
 }
 
 /// llguidance reports every compile failure as text; sort it into our typed errors.
