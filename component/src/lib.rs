@@ -25,7 +25,8 @@ impl Guest for Component {
 
 pub struct Model {
     inner: engine::Model,
-    /// Prompt-prefix KV state and calibration priors kept between classify calls.
+    /// Prompt-prefix KV state (shared by classify and generate-constrained) and
+    /// calibration priors, kept between calls.
     classifier: RefCell<engine::Classifier>,
     /// The constraint engine (token trie), built on the first constrained call.
     constrainer: RefCell<Option<engine::Constrainer>>,
@@ -128,9 +129,10 @@ impl GuestModel for Model {
         if slot.is_none() {
             *slot = Some(engine::Constrainer::new(&self.inner).map_err(to_wit)?);
         }
+        let cache = &mut self.classifier.borrow_mut().cache;
         let g = self
             .inner
-            .generate_constrained(slot.as_ref().unwrap(), &prompt, &constraint, &options(o))
+            .generate_constrained(slot.as_ref().unwrap(), cache, &prompt, &constraint, &options(o))
             .map_err(to_wit)?;
         Ok(generation(g))
     }

@@ -7,9 +7,10 @@ fn main() {
     eprintln!("constraint engine ready in {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
     let schema = std::fs::read_to_string(&a[2]).unwrap();
     let opts = edgeslm_engine::GenerateOptions { max_tokens: 64, ..Default::default() };
+    let mut cache = edgeslm_engine::prompt_cache::PromptCache::default();
     for _ in 0..2 {
         let t = std::time::Instant::now();
-        match model.generate_constrained(&c, &a[3], &edgeslm_engine::Constraint::JsonSchema(schema.clone()), &opts) {
+        match model.generate_constrained(&c, &mut cache, &a[3], &edgeslm_engine::Constraint::JsonSchema(schema.clone()), &opts) {
             Ok(g) => println!("{} ({} tokens, {:.0} ms)", g.text, g.tokens.len(), t.elapsed().as_secs_f64() * 1000.0),
             Err(e) => println!("error: {e}"),
         }

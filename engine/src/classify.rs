@@ -180,10 +180,11 @@ impl Model {
         t.prompt_ms = clock.ms();
 
         let clock = Stopwatch::start();
+        let prompt_logits = self.logits(&ev.output);
         let session = c.cache.session(self);
         let mut out = Vec::with_capacity(labels.len());
         for seq in labels {
-            let mut lp = log_softmax_at(&ev.logits, seq[0]);
+            let mut lp = log_softmax_at(&prompt_logits, seq[0]);
             for w in seq.windows(2) {
                 let logits = self.forward(session, &[w[0]])?;
                 lp += log_softmax_at(&logits, w[1]);

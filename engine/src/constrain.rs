@@ -12,7 +12,8 @@ use llguidance::{Matcher, ParserFactory};
 
 use crate::error::{Error, Result};
 use crate::generate::{FinishReason, GenerateOptions, Generation, Timings};
-use crate::model::Model;
+use crate::model::{Model, Output, Session};
+use crate::prompt_cache::PromptCache;
 use crate::sampler::Sampler;
 use crate::timing::Stopwatch;
 use crate::tokenizer::{Attr, Tokenizer};
@@ -192,10 +193,17 @@ fn engine_error(e: impl std::fmt::Display) -> Error {
     Error::ConstraintUnsatisfiable(e.to_string())
 }
 
+/// Below this many allowed tokens, logits are computed for those rows only.
+const SPARSE_HEAD_LIMIT: usize = 4096;
+
 impl Model {
+    /// Generate output that matches `constraint`. The prompt goes through `cache`, so a
+    /// prompt that starts like the previous call's (instruction, few-shot examples) only
+    /// evaluates what is new; the cache is left holding the prompt.
     pub fn generate_constrained(
         &self,
         cons: &Constrainer,
+        cache: &mut PromptCache,
         prompt: &str,
         constraint: &Constraint,
         opts: &GenerateOptions,
@@ -212,15 +220,45 @@ impl Model {
             return Err(Error::ContextOverflow { needed, limit });
         }
 
-        let mut session = self.new_session();
-        let mut timings = Timings { prefill_tokens: prompt_ids.len(), ..Default::default() };
+        let mut timings = Timings::default();
         let clock = Stopwatch::start();
-        let mut logits = self.forward(&mut session, &prompt_ids)?;
+        let ev = cache.eval(self, &prompt_ids)?;
+        timings.prefill_tokens = prompt_ids.len() - ev.reused;
         timings.prefill_ms = clock.ms();
+        let mut output = ev.output;
+        let result = self.constrained_steps(cons, cache.session(self), &mut matcher, &mut sampler, &mut output, opts, &mut timings);
+        // Leave the cache holding the prompt for the next call.
+        let session = cache.session(self);
+        if !session.truncate(prompt_ids.len()) {
+            session.reset();
+        }
+        cache.trim();
+        let tokens = result?;
+        let text = self.tokenizer.decode(&tokens);
+        Ok(Generation {
+            text,
+            tokens,
+            prompt_tokens: prompt_ids.len(),
+            finish_reason: FinishReason::EndOfGeneration,
+            timings,
+        })
+    }
 
+    #[allow(clippy::too_many_arguments)]
+    fn constrained_steps(
+        &self,
+        cons: &Constrainer,
+        session: &mut Session,
+        matcher: &mut Matcher,
+        sampler: &mut Sampler,
+        output: &mut Output,
+        opts: &GenerateOptions,
+        timings: &mut Timings,
+    ) -> Result<Vec<u32>> {
         let clock = Stopwatch::start();
         let max = opts.max_tokens as usize;
         let mut tokens: Vec<u32> = Vec::new();
+        let mut allowed: Vec<u32> = Vec::new();
         while !matcher.is_stopped() && tokens.len() < max {
             // Jump-forward: what the grammar forces is appended and evaluated in one batch.
             let mut forced = matcher.compute_ff_tokens();
@@ -231,19 +269,29 @@ impl Model {
                 if matcher.is_stopped() {
                     break;
                 }
-                logits = self.forward(&mut session, &forced)?;
+                *output = self.forward_to_output(session, &forced)?;
                 timings.decode_tokens += forced.len();
                 continue;
             }
+            let mask_clock = Stopwatch::start();
             let mask = matcher.compute_mask().map_err(engine_error)?;
+            timings.mask_ms.push(mask_clock.ms());
             if mask.is_zero() {
                 return Err(Error::ConstraintUnsatisfiable("no token can continue the output".into()));
             }
-            for (i, l) in logits.iter_mut().enumerate() {
-                if !mask.is_allowed(i as u32) {
-                    *l = f32::NEG_INFINITY;
+            let logits = if mask.num_set() <= SPARSE_HEAD_LIMIT {
+                allowed.clear();
+                mask.iter_set_entries(|i| allowed.push(i as u32));
+                self.logits_for(output, &allowed)
+            } else {
+                let mut l = self.logits(output);
+                for (i, v) in l.iter_mut().enumerate() {
+                    if !mask.is_allowed(i as u32) {
+                        *v = f32::NEG_INFINITY;
+                    }
                 }
-            }
+                l
+            };
             let next = sampler.sample(&logits);
             if next == cons.eos {
                 break; // only allowed where the output is complete
@@ -253,20 +301,13 @@ impl Model {
             if matcher.is_stopped() {
                 break;
             }
-            logits = self.forward(&mut session, &[next])?;
+            *output = self.forward_to_output(session, &[next])?;
             timings.decode_tokens += 1;
         }
         timings.decode_ms = clock.ms();
         if !matcher.is_stopped() && !matcher.is_accepting().unwrap_or(false) {
             return Err(Error::OutputTruncated { tokens: max });
         }
-        let text = self.tokenizer.decode(&tokens);
-        Ok(Generation {
-            text,
-            tokens,
-            prompt_tokens: prompt_ids.len(),
-            finish_reason: FinishReason::EndOfGeneration,
-            timings,
-        })
+        Ok(tokens)
     }
 }

@@ -47,6 +47,8 @@ pub struct Timings {
     pub decode_ms: f64,
     pub prefill_tokens: usize,
     pub decode_tokens: usize,
+    /// Constrained generation: the time of each token-mask computation, in ms.
+    pub mask_ms: Vec<f64>,
 }
 
 impl Timings {

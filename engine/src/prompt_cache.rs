@@ -3,7 +3,7 @@
 //! few-shot examples are computed once).
 
 use crate::error::Result;
-use crate::model::{Model, Session};
+use crate::model::{Model, Output, Session};
 
 /// Prompts longer than this are evaluated but not kept, so the memory stays bounded.
 pub const DEFAULT_MAX_CACHED_TOKENS: usize = 4096;
@@ -21,8 +21,8 @@ impl Default for PromptCache {
 
 /// The state after evaluating a prompt through the cache.
 pub struct Evaluated {
-    /// Logits after the prompt's last token.
-    pub logits: Vec<f32>,
+    /// The prompt's last token, ready for the vocabulary projection.
+    pub output: Output,
     /// How many leading tokens were reused rather than evaluated.
     pub reused: usize,
 }
@@ -38,14 +38,14 @@ impl PromptCache {
             s.reset();
             keep = 0;
         }
-        let logits = match model.forward(s, &tokens[keep..]) {
-            Ok(l) => l,
+        let output = match model.forward_to_output(s, &tokens[keep..]) {
+            Ok(o) => o,
             Err(e) => {
                 s.reset();
                 return Err(e);
             }
         };
-        Ok(Evaluated { logits, reused: keep })
+        Ok(Evaluated { output, reused: keep })
     }
 
     /// The session holding the last evaluated prompt (for scoring continuations of it).

@@ -70,6 +70,13 @@ impl Matrix {
         }
     }
 
+    /// Row-subset product: out[i] = W[rows[i],:] · x (a sparse output head).
+    pub fn matvec_rows(&self, x: &QuantizedRow, rows: &[u32], out: &mut [f32]) {
+        for (o, &r) in out.iter_mut().zip(rows) {
+            *o = vec_dot(self.ty, self.row_bytes(r as usize), x);
+        }
+    }
+
     /// Batched product for `xs.len()` tokens: out[t*rows + r]. Each weight row is read once
     /// for the whole batch, which is what makes prefill faster than token-by-token decoding.
     pub fn matmul(&self, xs: &[QuantizedRow], out: &mut [f32]) {

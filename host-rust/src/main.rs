@@ -4,7 +4,7 @@
 //!   edgeslm tokenize --model FILE [--special] TEXT
 //!   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
 //!                    [--seed S] [--stop STR]... [--special] [--json]
-//!                    [--schema FILE.json | --regex RE | --grammar FILE.lark] PROMPT
+//!                    [--schema FILE.json | --regex RE | --grammar FILE.lark] (PROMPT | --batch FILE.jsonl)
 //!   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
 //!                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
 //!
@@ -25,7 +25,7 @@ const USAGE: &str = "usage:
   edgeslm tokenize --model FILE [--special] TEXT
   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
                    [--seed S] [--stop STR]... [--special] [--json]
-                   [--schema FILE.json | --regex RE | --grammar FILE.lark] PROMPT
+                   [--schema FILE.json | --regex RE | --grammar FILE.lark] (PROMPT | --batch FILE.jsonl)
      with a constraint, the output is guaranteed to match it (JSON Schema, regex, Lark grammar)
   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
@@ -188,45 +188,7 @@ fn run(argv: Vec<String>) -> Result<()> {
             let ids = session.tokenize(model, &text, false, args.special)?;
             println!("{}", serde_json::to_string(&ids)?);
         }
-        "generate" => {
-            let prompt = one_positional(&args, "PROMPT")?;
-            let g = match &args.constraint {
-                Some(c) => session.generate_constrained(model, &prompt, c, &args.opts)?,
-                None => session.generate(model, &prompt, &args.opts)?,
-            }
-            .map_err(|e| anyhow!(e.message()))?;
-            let t = &g.timings;
-            let finish = match g.finish_reason {
-                FinishReason::Stop => "stop",
-                FinishReason::Length => "length",
-                FinishReason::StopString => "stop-string",
-            };
-            if args.json {
-                let out = json!({
-                    "text": g.text,
-                    "tokens": g.tokens,
-                    "prompt_tokens": g.prompt_tokens,
-                    "finish_reason": finish,
-                    "timings": {
-                        "load_ms": round2(load_ms),
-                        "prefill_ms": round2(t.prefill_ms),
-                        "decode_ms": round2(t.decode_ms),
-                        "prefill_tok_s": round2(t.prefill_tok_s),
-                        "decode_tok_s": round2(t.decode_tok_s),
-                    },
-                });
-                println!("{}", serde_json::to_string_pretty(&out)?);
-            } else {
-                println!("{}", g.text);
-            }
-            say(format!(
-                "edgeslm: {} prompt tokens, {} generated ({finish}); prefill {:.1} tok/s, decode {:.1} tok/s",
-                g.prompt_tokens,
-                g.tokens.len(),
-                t.prefill_tok_s,
-                t.decode_tok_s
-            ));
-        }
+        "generate" => generate(&args, &mut session, model, load_ms, &say)?,
         "classify" => classify(&args, &mut session, model, &say)?,
         other => bail!("unknown command '{other}'\n{USAGE}"),
     }
@@ -263,12 +225,101 @@ fn read_examples(path: &PathBuf) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-/// One batch line: a JSON string, or an object with "text".
+/// One batch line: a JSON string, or an object with "text" (or "prompt").
 fn batch_text(line: &str) -> Result<String> {
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| anyhow!("not JSON: {e}"))?;
     match v {
         serde_json::Value::String(s) => Ok(s),
-        v => v.get("text").and_then(|t| t.as_str()).map(str::to_string).ok_or_else(|| anyhow!("no \"text\" field")),
+        v => v
+            .get("text")
+            .or_else(|| v.get("prompt"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no \"text\" or \"prompt\" field")),
+    }
+}
+
+/// One model load, one JSON result line per input line (a failing line gets an error line
+/// and the batch goes on), and a latency summary on stderr.
+fn run_batch(path: &PathBuf, say: &dyn Fn(String), run: &mut dyn FnMut(&str) -> Result<serde_json::Value>) -> Result<()> {
+    let input = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut latencies = vec![];
+    let (mut ok, mut failed) = (0, 0);
+    for (n, line) in input.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let t = std::time::Instant::now();
+        match batch_text(line).and_then(|text| run(&text)) {
+            Ok(v) => {
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                ok += 1;
+                println!("{v}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{}", json!({ "line": n + 1, "error": e.to_string() }));
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    say(format!("edgeslm: {ok} done, {failed} failed; latency p50 {:.1} ms, p99 {:.1} ms", pct(0.5), pct(0.99)));
+    Ok(())
+}
+
+fn generate(
+    args: &Args,
+    session: &mut edgeslm_host::Session,
+    model: edgeslm_host::Model,
+    load_ms: f64,
+    say: &dyn Fn(String),
+) -> Result<()> {
+    let mut run = |prompt: &str| -> Result<serde_json::Value> {
+        let g = match &args.constraint {
+            Some(c) => session.generate_constrained(model, prompt, c, &args.opts)?,
+            None => session.generate(model, prompt, &args.opts)?,
+        }
+        .map_err(|e| anyhow!(e.message()))?;
+        let t = &g.timings;
+        let finish = match g.finish_reason {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::StopString => "stop-string",
+        };
+        let mut out = json!({
+            "text": g.text,
+            "tokens": g.tokens,
+            "prompt_tokens": g.prompt_tokens,
+            "finish_reason": finish,
+            "timings": {
+                "load_ms": round2(load_ms),
+                "prefill_ms": round2(t.prefill_ms),
+                "decode_ms": round2(t.decode_ms),
+                "prefill_tok_s": round2(t.prefill_tok_s),
+                "decode_tok_s": round2(t.decode_tok_s),
+            },
+        });
+        if matches!(args.constraint, Some(Constraint::JsonSchema(_))) {
+            out["value"] = serde_json::from_str(&g.text).unwrap_or(serde_json::Value::Null);
+        }
+        say(format!(
+            "edgeslm: {} prompt tokens, {} generated ({finish}); prefill {:.1} tok/s, decode {:.1} tok/s",
+            g.prompt_tokens,
+            g.tokens.len(),
+            t.prefill_tok_s,
+            t.decode_tok_s
+        ));
+        Ok(out)
+    };
+    match &args.batch {
+        Some(batch) => run_batch(batch, say, &mut run),
+        None => {
+            let out = run(&one_positional(args, "PROMPT")?)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("{}", out["text"].as_str().unwrap_or_default());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -302,31 +353,12 @@ fn classify(args: &Args, session: &mut edgeslm_host::Session, model: edgeslm_hos
             },
         }))
     };
-    let Some(batch) = &args.batch else {
-        let text = one_positional(args, "TEXT")?;
-        println!("{}", serde_json::to_string_pretty(&run(&text)?)?);
-        return Ok(());
-    };
-    let input = std::fs::read_to_string(batch).with_context(|| format!("cannot read {}", batch.display()))?;
-    let mut latencies = vec![];
-    let (mut ok, mut failed) = (0, 0);
-    for (n, line) in input.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let t = std::time::Instant::now();
-        // A bad line gets an error line; the batch goes on.
-        match batch_text(line).and_then(|text| run(&text)) {
-            Ok(v) => {
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                ok += 1;
-                println!("{v}");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("{}", json!({ "line": n + 1, "error": e.to_string() }));
-            }
+    match &args.batch {
+        None => {
+            let text = one_positional(args, "TEXT")?;
+            println!("{}", serde_json::to_string_pretty(&run(&text)?)?);
+            Ok(())
         }
+        Some(batch) => run_batch(batch, say, &mut run),
     }
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
-    say(format!("edgeslm: {ok} classified, {failed} failed; latency p50 {:.1} ms, p99 {:.1} ms", pct(0.5), pct(0.99)));
-    Ok(())
 }

@@ -55,6 +55,9 @@ pub struct Model {
     pub file_size: usize,
 }
 
+/// The last evaluated token's state, ready for the vocabulary projection.
+pub struct Output(QuantizedRow);
+
 /// The state of one sequence: its KV cache and the tokens already evaluated.
 pub struct Session {
     caches: Vec<LayerCache>,
@@ -171,6 +174,13 @@ impl Model {
 
     /// Evaluate `tokens` after what the session holds; returns the logits of the last one.
     pub fn forward(&self, s: &mut Session, tokens: &[u32]) -> Result<Vec<f32>> {
+        let out = self.forward_to_output(s, tokens)?;
+        Ok(self.logits(&out))
+    }
+
+    /// Evaluate `tokens` and return the last one's output state (normalised and quantized
+    /// for the vocabulary projection), for callers that want only some logits.
+    pub fn forward_to_output(&self, s: &mut Session, tokens: &[u32]) -> Result<Output> {
         if tokens.is_empty() {
             return Err(Error::InvalidOption("no tokens to evaluate".into()));
         }
@@ -188,9 +198,26 @@ impl Model {
         rms_norm(&mut last, &self.output_norm, self.config.rms_eps);
         let mut q = QuantizedRow::new(self.output.dot_type());
         q.quantize(&last);
+        Ok(Output(q))
+    }
+
+    /// Logits over the whole vocabulary.
+    pub fn logits(&self, out: &Output) -> Vec<f32> {
         let mut logits = vec![0.0; self.output.rows];
-        self.output.matvec(&q, &mut logits);
-        Ok(logits)
+        self.output.matvec(&out.0, &mut logits);
+        logits
+    }
+
+    /// Logits for `ids` only, the others -inf: the sparse output head, for when a constraint
+    /// allows few tokens (Gemma's 262k-row projection otherwise dominates a step).
+    pub fn logits_for(&self, out: &Output, ids: &[u32]) -> Vec<f32> {
+        let mut logits = vec![f32::NEG_INFINITY; self.output.rows];
+        let mut some = vec![0.0; ids.len()];
+        self.output.matvec_rows(&out.0, ids, &mut some);
+        for (&id, v) in ids.iter().zip(some) {
+            logits[id as usize] = v;
+        }
+        logits
     }
 
     /// The transformer over one batch of consecutive tokens; returns the final hidden states.
