@@ -137,3 +137,27 @@ fn sampling_is_seeded_and_stop_strings_cut() {
     assert!(!g.text.contains('.'), "{:?}", g.text);
     assert!(matches!(g.finish_reason, edgeslm_host::FinishReason::StopString));
 }
+
+/// `chat` wraps the prompt in the GGUF's chat template (SmolLM2 ships ChatML); a model
+/// without a template says so.
+#[test]
+fn chat_template_is_applied_when_asked() {
+    let host = host();
+    let (mut s, m, _) = open_model(&host, &model_path(SMOLLM2)).unwrap();
+    let chat = GenerateOptions { max_tokens: Some(12), chat: Some(true), ..Default::default() };
+    let g = s.generate(m, "What is the capital of France?", &chat).unwrap().unwrap();
+    let plain = s.tokenize(m, "What is the capital of France?", true, false).unwrap();
+    // ChatML: <|im_start|>system ... <|im_end|> <|im_start|>user ... <|im_end|> <|im_start|>assistant
+    let im_start = s.tokenize(m, "<|im_start|>", false, true).unwrap();
+    assert_eq!(im_start.len(), 1);
+    assert!(g.prompt_tokens as usize > plain.len() + 10, "{} vs {}", g.prompt_tokens, plain.len());
+    assert!(!g.tokens.is_empty());
+    // The same turn written out by hand, with special-token parsing, is the same prompt.
+    let by_hand = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    let special = GenerateOptions { max_tokens: Some(12), parse_special: Some(true), ..Default::default() };
+    let h = s.generate(m, by_hand, &special).unwrap().unwrap();
+    assert_eq!((h.prompt_tokens, &h.tokens), (g.prompt_tokens, &g.tokens));
+    let (mut gs, gm, _) = open_model(&host, &model_path(GEMMA)).unwrap();
+    let err = gs.generate(gm, "hi", &chat).unwrap().unwrap_err();
+    assert_eq!(err.code(), "invalid-option", "{}", err.message());
+}

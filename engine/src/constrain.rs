@@ -209,16 +209,8 @@ impl Model {
         opts: &GenerateOptions,
     ) -> Result<Generation> {
         let mut matcher = cons.matcher(constraint)?;
-        let prompt_ids = self.tokenizer.encode(prompt, true, opts.parse_special);
-        if prompt_ids.is_empty() {
-            return Err(Error::InvalidOption("the prompt is empty and the model adds no BOS token".into()));
-        }
-        let mut sampler = Sampler::new(opts.sampler.clone())?;
-        let limit = self.config.n_ctx_train;
-        let needed = prompt_ids.len() + opts.max_tokens as usize;
-        if needed > limit {
-            return Err(Error::ContextOverflow { needed, limit });
-        }
+        let prompt_ids = self.prompt_tokens(prompt, opts)?;
+        let mut sampler = self.start_generation(&prompt_ids, opts)?;
 
         let mut timings = Timings::default();
         let clock = Stopwatch::start();

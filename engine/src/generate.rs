@@ -13,11 +13,13 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// Turn special-token markup in the prompt (e.g. `<start_of_turn>`) into those tokens.
     pub parse_special: bool,
+    /// Wrap the prompt as a user turn in the model's chat template.
+    pub chat: bool,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 128, sampler: SamplerConfig::default(), stop: vec![], parse_special: false }
+        GenerateOptions { max_tokens: 128, sampler: SamplerConfig::default(), stop: vec![], parse_special: false, chat: false }
     }
 }
 
@@ -76,23 +78,40 @@ pub struct Generation {
 
 impl Model {
     pub fn generate(&self, prompt: &str, opts: &GenerateOptions) -> Result<Generation> {
-        let prompt_ids = self.tokenizer.encode(prompt, true, opts.parse_special);
-        self.generate_from_tokens(&prompt_ids, opts)
+        self.generate_from_tokens(&self.prompt_tokens(prompt, opts)?, opts)
     }
 
-    pub fn generate_from_tokens(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Generation> {
+    /// The prompt's token ids: plain text with BOS where the model wants it (as llama.cpp
+    /// does), or, with `chat`, a user turn in the model's chat template.
+    pub fn prompt_tokens(&self, prompt: &str, opts: &GenerateOptions) -> Result<Vec<u32>> {
+        if !opts.chat {
+            return Ok(self.tokenizer.encode(prompt, true, opts.parse_special));
+        }
+        let text = crate::chat::render_user_turn(self, prompt)?;
+        // Templates that write the BOS text themselves must not get a second one.
+        let tok = &self.tokenizer;
+        let has_bos = tok.bos.is_some_and(|b| text.starts_with(tok.tokens[b as usize].as_str()));
+        Ok(tok.encode(&text, !has_bos, true))
+    }
+
+    /// The checks every generation makes before evaluating anything; returns its sampler.
+    pub(crate) fn start_generation(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Sampler> {
         if prompt_ids.is_empty() {
             return Err(Error::InvalidOption("the prompt is empty and the model adds no BOS token".into()));
         }
         if opts.stop.iter().any(String::is_empty) {
             return Err(Error::InvalidOption("stop strings must not be empty".into()));
         }
-        let mut sampler = Sampler::new(opts.sampler.clone())?;
         let limit = self.config.n_ctx_train;
         let needed = prompt_ids.len() + opts.max_tokens as usize;
         if needed > limit {
             return Err(Error::ContextOverflow { needed, limit });
         }
+        Sampler::new(opts.sampler.clone())
+    }
+
+    pub fn generate_from_tokens(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Generation> {
+        let mut sampler = self.start_generation(prompt_ids, opts)?;
 
         let mut session = self.new_session();
         let mut timings = Timings { prefill_tokens: prompt_ids.len(), ..Default::default() };

@@ -2,6 +2,7 @@
 //! tokenizers and sampling. Plain Rust with no WASI or wasmtime dependency, so the same code
 //! is tested natively and runs unchanged inside the wasm32-wasip2 component.
 
+pub mod chat;
 pub mod classify;
 pub mod constrain;
 pub mod error;

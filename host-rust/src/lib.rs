@@ -234,6 +234,7 @@ impl Default for GenerateOptions {
             seed: None,
             stop: vec![],
             parse_special: None,
+            chat: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //!   edgeslm info     --model FILE
 //!   edgeslm tokenize --model FILE [--special] TEXT
 //!   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//!                    [--seed S] [--stop STR]... [--special] [--json]
+//!                    [--seed S] [--stop STR]... [--special] [--chat] [--json]
 //!                    [--schema FILE.json | --regex RE | --grammar FILE.lark] (PROMPT | --batch FILE.jsonl)
 //!   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
 //!                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
@@ -24,9 +24,10 @@ const USAGE: &str = "usage:
   edgeslm info     --model FILE
   edgeslm tokenize --model FILE [--special] TEXT
   edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-                   [--seed S] [--stop STR]... [--special] [--json]
+                   [--seed S] [--stop STR]... [--special] [--chat] [--json]
                    [--schema FILE.json | --regex RE | --grammar FILE.lark] (PROMPT | --batch FILE.jsonl)
-     with a constraint, the output is guaranteed to match it (JSON Schema, regex, Lark grammar)
+     with a constraint, the output is guaranteed to match it (JSON Schema, regex, Lark grammar);
+     --chat wraps the prompt as a user turn in the model's chat template
   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
      examples: one {\"text\": ..., \"label\": ...} per line; batch: one {\"text\": ...} (or a JSON
@@ -106,6 +107,7 @@ fn parse(argv: Vec<String>) -> Result<Args> {
                 });
             }
             "--special" => a.special = true,
+            "--chat" => a.opts.chat = Some(true),
             "--quiet" | "-q" => a.quiet = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
