@@ -31,6 +31,36 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
     }
 }
 
+/// The lane sums of four vectors at once: [Σa, Σb, Σc, Σd] (exact integer sums).
+#[inline(always)]
+unsafe fn hsum4_i32(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> [i32; 4] {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    let mut out = [0i32; 4];
+    _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, s);
+    out
+}
+
+/// Σ over blocks of `block_sum(i) as f32 * scale(i)`, summed in block order like the scalar
+/// kernel, with the integer block sums reduced four at a time.
+#[inline(always)]
+unsafe fn sum_blocks(nb: usize, block_sum: impl Fn(usize) -> __m256i, scale: impl Fn(usize) -> f32) -> f32 {
+    let mut sum = 0.0f32;
+    let mut i = 0;
+    while i + 4 <= nb {
+        let s = hsum4_i32(block_sum(i), block_sum(i + 1), block_sum(i + 2), block_sum(i + 3));
+        for (k, &v) in s.iter().enumerate() {
+            sum += v as f32 * scale(i + k);
+        }
+        i += 4;
+    }
+    while i < nb {
+        sum += hsum_i32(block_sum(i)) as f32 * scale(i);
+        i += 1;
+    }
+    sum
+}
+
 /// Sum of 8 i32 lanes (exact, so the order does not matter).
 #[inline(always)]
 unsafe fn hsum_i32(v: __m256i) -> i32 {
@@ -74,24 +104,30 @@ unsafe fn bits_to_bytes(bits: u32) -> __m256i {
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q8_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(34).enumerate() {
-        let x = _mm256_loadu_si256(blk.as_ptr().add(2) as *const __m256i);
-        let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
-        sum += hsum_i32(dot_i8(x, y)) as f32 * (read_f16(blk, 0) * a.d[i]);
-    }
-    sum
+    let blocks = w.as_ptr();
+    sum_blocks(
+        w.len() / 34,
+        |i| {
+            let x = _mm256_loadu_si256(blocks.add(i * 34 + 2) as *const __m256i);
+            let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
+            dot_i8(x, y)
+        },
+        |i| read_f16(w, i * 34) * a.d[i],
+    )
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q4_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(18).enumerate() {
-        let x = _mm256_sub_epi8(unpack_nibbles(blk.as_ptr().add(2)), _mm256_set1_epi8(8));
-        let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
-        sum += hsum_i32(dot_i8(x, y)) as f32 * (read_f16(blk, 0) * a.d[i]);
-    }
-    sum
+    let blocks = w.as_ptr();
+    sum_blocks(
+        w.len() / 18,
+        |i| {
+            let x = _mm256_sub_epi8(unpack_nibbles(blocks.add(i * 18 + 2)), _mm256_set1_epi8(8));
+            let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
+            dot_i8(x, y)
+        },
+        |i| read_f16(w, i * 18) * a.d[i],
+    )
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -107,15 +143,19 @@ unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(22).enumerate() {
-        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
-        let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
-        let x = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(blk.as_ptr().add(6)), hi), _mm256_set1_epi8(16));
-        let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
-        sum += hsum_i32(dot_i8(x, y)) as f32 * (read_f16(blk, 0) * a.d[i]);
-    }
-    sum
+    let blocks = w.as_ptr();
+    sum_blocks(
+        w.len() / 22,
+        |i| {
+            let blk = blocks.add(i * 22);
+            let qh = u32::from_le_bytes([*blk.add(2), *blk.add(3), *blk.add(4), *blk.add(5)]);
+            let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+            let x = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(blk.add(6)), hi), _mm256_set1_epi8(16));
+            let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
+            dot_i8(x, y)
+        },
+        |i| read_f16(w, i * 22) * a.d[i],
+    )
 }
 
 #[target_feature(enable = "avx2,fma")]
