@@ -87,16 +87,19 @@ unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
     sum
 }
 
-/// 16 bits of `bits` starting at `from` → 16 bytes holding 0x10 where the bit is set.
+/// 16 bits of `bits` starting at `from` (0 or 16) → 16 bytes holding 0x10 where the bit is
+/// set: each byte picks its source byte, keeps its own bit, and compares.
 #[inline(always)]
 fn high_bits(bits: u32, from: u32) -> v128 {
-    let b = bits >> from;
-    let mut out = [0u8; 16];
-    for (k, o) in out.iter_mut().enumerate() {
-        *o = (((b >> k) & 1) << 4) as u8;
-    }
-    // SAFETY: reading a local 16-byte array.
-    unsafe { load(out.as_ptr()) }
+    let v = u32x4_splat(bits);
+    let first = (from / 8) as u8;
+    let pick = u8x16(
+        first, first, first, first, first, first, first, first,
+        first + 1, first + 1, first + 1, first + 1, first + 1, first + 1, first + 1, first + 1,
+    );
+    let bit = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+    let set = i8x16_eq(v128_and(i8x16_swizzle(v, pick), bit), bit);
+    v128_and(set, u8x16_splat(0x10))
 }
 
 unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
