@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, TensorInfo};
-use crate::quant::{dequantize_row, vec_dot, DotType, GgmlType, QuantizedRow};
+use crate::quant::{dequantize_row, vec_dot, vec_dot_x4, DotType, GgmlType, QuantizedRow};
 use crate::storage::Storage;
 
 /// A 2-D weight `[rows, cols]` (ggml's `ne = [cols, rows]`): `rows` output features, each a
@@ -79,10 +79,20 @@ impl Matrix {
 
     /// Batched product for `xs.len()` tokens: out[t*rows + r]. Each weight row is read once
     /// for the whole batch, which is what makes prefill faster than token-by-token decoding.
+    /// Tokens go four at a time through `vec_dot_x4`, which decodes each weight block once
+    /// per tile instead of once per token.
     pub fn matmul(&self, xs: &[QuantizedRow], out: &mut [f32]) {
         let rb = self.ty.row_bytes(self.cols);
+        let tiles = xs.len() / 4;
         for (r, w) in self.bytes().chunks_exact(rb).enumerate() {
-            for (t, x) in xs.iter().enumerate() {
+            for tile in 0..tiles {
+                let t = tile * 4;
+                let v = vec_dot_x4(self.ty, w, &[&xs[t], &xs[t + 1], &xs[t + 2], &xs[t + 3]]);
+                for (k, v) in v.into_iter().enumerate() {
+                    out[(t + k) * self.rows + r] = v;
+                }
+            }
+            for (t, x) in xs.iter().enumerate().skip(tiles * 4) {
                 out[t * self.rows + r] = vec_dot(self.ty, w, x);
             }
         }

@@ -2,7 +2,7 @@
 //! Transcendentals come from the pure-Rust `libm`, so native and wasm builds agree bit for bit.
 
 use super::config::RopeStyle;
-use crate::quant::f16::round_f16;
+use crate::quant::f16::{f16_to_f32, f32_to_f16, round_f16};
 
 /// RMS normalisation with a learned scale: y = x / √(mean(x²) + ε) · w.
 pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
@@ -49,8 +49,14 @@ pub fn gelu(x: f32) -> f32 {
     } else if x >= 10.0 {
         x
     } else {
-        round_f16(gelu_exact(round_f16(x)))
+        gelu_table()[f32_to_f16(x) as usize]
     }
+}
+
+/// round_f16(gelu_exact(h)) for every f16 `h` (256 KiB, built on first use in ~2 ms).
+fn gelu_table() -> &'static [f32] {
+    static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| (0..=u16::MAX).map(|h| round_f16(gelu_exact(f16_to_f32(h)))).collect())
 }
 
 /// SiLU (llama's feed-forward activation).
@@ -94,15 +100,16 @@ pub fn attend(q: &[f32], keys: &[&[f32]], values: &[&[f32]], scores: &mut Vec<f3
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     // Eight partial sums let the compiler vectorise without reassociating by itself.
     let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
         for l in 0..8 {
-            acc[l] += a[c * 8 + l] * b[c * 8 + l];
+            acc[l] += x[l] * y[l];
         }
     }
     let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        s += a[i] * b[i];
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
     }
     s
 }
@@ -120,6 +127,13 @@ mod tests {
         let mut y = vec![1.0, 0.0];
         rope(&mut y, 1, 2, 10000.0, 1.0, RopeStyle::Adjacent);
         assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+    }
+    #[test]
+    fn gelu_table_is_the_rounded_formula() {
+        for i in -1600..1600 {
+            let x = i as f32 * 0.0061; // inside (-10, 10), where the table applies
+            assert_eq!(gelu(x).to_bits(), round_f16(gelu_exact(round_f16(x))).to_bits(), "{x}");
+        }
     }
     #[test]
     fn softmax_sums_to_one() {

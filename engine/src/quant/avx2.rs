@@ -233,3 +233,185 @@ unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
     }
     sum
 }
+
+// ---------------------------------------------------------------------------------------
+// Four activation rows at once (batched prefill): each weight block is decoded once and
+// dotted with four tokens. Integer sums are exact; the float epilogue runs lane-wise in
+// SSE with the scalar kernel's operations in its order (no FMA), so every lane is
+// bit-identical to `vec_dot` on that token.
+
+/// `None` where there is no four-row AVX2 kernel for the type.
+#[inline]
+pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> Option<[f32; 4]> {
+    // SAFETY: callers check `available()`; all four rows have the weight row's length.
+    unsafe {
+        Some(match ty {
+            GgmlType::Q8_0 => dot_x4_q8_0(w, a),
+            GgmlType::Q4_0 => dot_x4_q4_0(w, a),
+            GgmlType::Q4_1 => dot_x4_q4_1(w, a),
+            GgmlType::Q5_0 => dot_x4_q5_0(w, a),
+            GgmlType::Q4K => dot_x4_q4_k(w, a),
+            GgmlType::Q6K => dot_x4_q6_k(w, a),
+            _ => return None,
+        })
+    }
+}
+
+/// [Σa, Σb, Σc, Σd] as one vector.
+#[inline(always)]
+unsafe fn hsum4_vec(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m128i {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
+}
+
+#[inline(always)]
+unsafe fn lanes(v: __m128) -> [f32; 4] {
+    let mut out = [0.0f32; 4];
+    _mm_storeu_ps(out.as_mut_ptr(), v);
+    out
+}
+
+#[inline(always)]
+unsafe fn load_q8(a: &QuantizedRow, at: usize) -> __m256i {
+    _mm256_loadu_si256(a.qs.as_ptr().add(at) as *const __m256i)
+}
+
+/// The 32-value block types: `unpack` gives a block's 32 weights; `SIGNED` says whether they
+/// are signed (sign trick) or unsigned nibbles; `MIN` adds Q4_1's `m·s` term.
+#[inline(always)]
+unsafe fn dot_x4_q32<const BB: usize, const SIGNED: bool, const MIN: bool>(
+    w: &[u8],
+    a: &[&QuantizedRow; 4],
+    unpack: impl Fn(*const u8) -> __m256i,
+) -> [f32; 4] {
+    let ones = _mm256_set1_epi16(1);
+    let mut sum = _mm_setzero_ps();
+    for (i, blk) in w.chunks_exact(BB).enumerate() {
+        let x = unpack(blk.as_ptr());
+        let ax = if SIGNED { _mm256_sign_epi8(x, x) } else { x };
+        let dot = |t: usize| {
+            let y = load_q8(a[t], i * QK);
+            let y = if SIGNED { _mm256_sign_epi8(y, x) } else { y };
+            _mm256_madd_epi16(_mm256_maddubs_epi16(ax, y), ones)
+        };
+        let s = hsum4_vec(dot(0), dot(1), dot(2), dot(3));
+        let d = _mm_setr_ps(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
+        let mut t = _mm_mul_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(_mm_set1_ps(read_f16(blk, 0)), d));
+        if MIN {
+            let s = _mm_setr_ps(a[0].s[i], a[1].s[i], a[2].s[i], a[3].s[i]);
+            t = _mm_add_ps(t, _mm_mul_ps(_mm_set1_ps(read_f16(blk, 2)), s));
+        }
+        sum = _mm_add_ps(sum, t);
+    }
+    lanes(sum)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_x4_q8_0(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+    dot_x4_q32::<34, true, false>(w, a, |p| _mm256_loadu_si256(p.add(2) as *const __m256i))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_x4_q4_0(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+    dot_x4_q32::<18, true, false>(w, a, |p| _mm256_sub_epi8(unpack_nibbles(p.add(2)), _mm256_set1_epi8(8)))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_x4_q4_1(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+    dot_x4_q32::<20, false, true>(w, a, |p| unpack_nibbles(p.add(4)))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_x4_q5_0(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+    dot_x4_q32::<22, true, false>(w, a, |p| {
+        let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
+        let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+        _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(p.add(6)), hi), _mm256_set1_epi8(16))
+    })
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+    let mut sum = _mm_setzero_ps();
+    let m4 = _mm256_set1_epi8(0x0f);
+    for (i, blk) in w.chunks_exact(144).enumerate() {
+        let scales = &blk[4..16];
+        let mut sumi = [_mm256_setzero_si256(); 4];
+        let mut summ = [0i32; 4];
+        for c in 0..4 {
+            let (sc1, m1) = scale_min_k4(2 * c, scales);
+            let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+            let q4 = _mm256_loadu_si256(blk.as_ptr().add(16 + c * 32) as *const __m256i);
+            let lo = _mm256_and_si256(q4, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            let (s1, s2) = (_mm256_set1_epi16(sc1 as i16), _mm256_set1_epi16(sc2 as i16));
+            for t in 0..4 {
+                let at = i * QK_K + c * 64;
+                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load_q8(a[t], at)), s1);
+                let p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load_q8(a[t], at + 32)), s2);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p1, p2));
+                let bsums = &a[t].bsums[i * 16 + 4 * c..i * 16 + 4 * c + 4];
+                summ[t] += m1 as i32 * (bsums[0] as i32 + bsums[1] as i32);
+                summ[t] += m2 as i32 * (bsums[2] as i32 + bsums[3] as i32);
+            }
+        }
+        let ad = _mm_setr_ps(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
+        let d = _mm_mul_ps(_mm_set1_ps(read_f16(blk, 0)), ad);
+        let dmin = _mm_mul_ps(_mm_set1_ps(read_f16(blk, 2)), ad);
+        let isum = _mm_cvtepi32_ps(hsum4_vec(sumi[0], sumi[1], sumi[2], sumi[3]));
+        let msum = _mm_cvtepi32_ps(_mm_setr_epi32(summ[0], summ[1], summ[2], summ[3]));
+        sum = _mm_add_ps(sum, _mm_sub_ps(_mm_mul_ps(isum, d), _mm_mul_ps(msum, dmin)));
+    }
+    lanes(sum)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+    let mut sum = _mm_setzero_ps();
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m3 = _mm256_set1_epi8(0x03);
+    for (i, blk) in w.chunks_exact(210).enumerate() {
+        let sc = &blk[192..208];
+        let mut sumi = [_mm256_setzero_si256(); 4];
+        let mut offset = [0i32; 4];
+        for half in 0..2 {
+            let ql0 = _mm256_loadu_si256(blk.as_ptr().add(half * 64) as *const __m256i);
+            let ql1 = _mm256_loadu_si256(blk.as_ptr().add(half * 64 + 32) as *const __m256i);
+            let qh = _mm256_loadu_si256(blk.as_ptr().add(128 + half * 32) as *const __m256i);
+            let quads = [
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4),
+                ),
+            ];
+            for (k, q) in quads.iter().enumerate() {
+                let s0 = sc[half * 8 + 2 * k] as i8 as i16;
+                let s1 = sc[half * 8 + 2 * k + 1] as i8 as i16;
+                let scv = _mm256_setr_epi16(s0, s0, s0, s0, s0, s0, s0, s0, s1, s1, s1, s1, s1, s1, s1, s1);
+                let g = half * 8 + 2 * k;
+                for t in 0..4 {
+                    let y = load_q8(a[t], i * QK_K + half * 128 + k * 32);
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(*q, y), scv));
+                    let bsums = &a[t].bsums[i * 16..i * 16 + 16];
+                    offset[t] += 32 * (s0 as i32 * bsums[g] as i32 + s1 as i32 * bsums[g + 1] as i32);
+                }
+            }
+        }
+        let isum = _mm_sub_epi32(
+            hsum4_vec(sumi[0], sumi[1], sumi[2], sumi[3]),
+            _mm_setr_epi32(offset[0], offset[1], offset[2], offset[3]),
+        );
+        let d = _mm_mul_ps(_mm_set1_ps(read_f16(blk, 208)), _mm_setr_ps(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]));
+        sum = _mm_add_ps(sum, _mm_mul_ps(_mm_cvtepi32_ps(isum), d));
+    }
+    lanes(sum)
+}

@@ -72,9 +72,20 @@ pub fn f32_to_bf16(f: f32) -> u16 {
     ((x + (0x7fff + ((x >> 16) & 1))) >> 16) as u16
 }
 
-/// Round an f32 through f16 and back: the precision ggml keeps for block scales.
+/// Round an f32 through f16 and back: the precision ggml keeps for block scales, the KV
+/// cache and attention weights.
 #[inline]
 pub fn round_f16(f: f32) -> f32 {
+    let x = f.to_bits();
+    let exp = (x >> 23) & 0xff;
+    // Normal f16 range: round the mantissa to 10 bits in place (ties to even); a carry
+    // into the exponent is the correct rounding, and past f16's largest exponent it is inf.
+    if (113..=142).contains(&exp) {
+        let r = (x + 0xfff + ((x >> 13) & 1)) & !0x1fff;
+        if (r >> 23) & 0xff <= 142 {
+            return f32::from_bits(r);
+        }
+    }
     f16_to_f32(f32_to_f16(f))
 }
 
@@ -102,6 +113,28 @@ mod tests {
                 continue;
             }
             assert_eq!(f32_to_f16(f), h, "h={h:#x} f={f}");
+        }
+    }
+    #[test]
+    fn round_f16_fast_path_matches_the_conversions() {
+        let mut x = 0x1234_5678u64;
+        let mut check = |f: f32| {
+            let slow = f16_to_f32(f32_to_f16(f));
+            let fast = round_f16(f);
+            assert!(fast.to_bits() == slow.to_bits() || (fast.is_nan() && slow.is_nan()), "{f:e}: {fast:e} vs {slow:e}");
+        };
+        for _ in 0..2_000_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            check(f32::from_bits(x as u32));
+        }
+        for h in 0..=u16::MAX {
+            let f = f16_to_f32(h);
+            for d in [-2i32, -1, 0, 1, 2] {
+                check(f32::from_bits((f.to_bits() as i32 + d) as u32));
+                check(f32::from_bits((f.to_bits() as i32 + d + 0x1000) as u32));
+            }
         }
     }
     #[test]

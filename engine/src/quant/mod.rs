@@ -234,7 +234,7 @@ impl QuantizedRow {
             let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
             let mut sum = 0i32;
             for (q, &v) in self.qs[b * QK..(b + 1) * QK].iter_mut().zip(xs) {
-                let r = (v * id).round_ties_even() as i32;
+                let r = round_even(v * id) as i32;
                 *q = r as i8;
                 sum += r;
             }
@@ -268,7 +268,7 @@ impl QuantizedRow {
             }
             let iscale = -127.0 / max;
             for (q, &v) in qs.iter_mut().zip(xs) {
-                *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
+                *q = (round_even(iscale * v) as i32).min(127) as i8;
             }
             for j in 0..16 {
                 self.bsums[b * 16 + j] = qs[j * 16..(j + 1) * 16].iter().map(|&q| q as i16).sum();
@@ -276,6 +276,21 @@ impl QuantizedRow {
             self.d[b] = 1.0 / iscale;
         }
     }
+}
+
+/// Round half to even. Baseline x86-64 has no rounding instruction (`roundss` is SSE4.1)
+/// and would call `rintf`; below 2^22, adding and subtracting 1.5·2^23 rounds the same way
+/// in the default rounding mode. (wasm has `f32.nearest`.)
+#[inline(always)]
+fn round_even(x: f32) -> f32 {
+    #[cfg(not(any(target_family = "wasm", target_feature = "sse4.1")))]
+    {
+        const MAGIC: f32 = 12_582_912.0;
+        if x.abs() < 4_194_304.0 {
+            return (x + MAGIC) - MAGIC;
+        }
+    }
+    x.round_ties_even()
 }
 
 /// Dequantize one row of `n` values of type `ty` from its raw bytes.
@@ -301,6 +316,27 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
         }
     }
     scalar::vec_dot(ty, w, a)
+}
+
+/// One weight row against four activation rows (a tile of prefill tokens): the weight block
+/// is decoded once for all four. Every lane equals `vec_dot` on that row, bit for bit.
+#[inline]
+pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2::available() {
+            if let Some(v) = avx2::vec_dot_x4(ty, w, a) {
+                return v;
+            }
+        }
+    }
+    #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+    {
+        if let Some(v) = simd128::vec_dot_x4(ty, w, a) {
+            return v;
+        }
+    }
+    a.map(|a| vec_dot(ty, w, a))
 }
 
 /// Random but well-formed encoded rows, for kernel tests and generated test models.
@@ -403,8 +439,33 @@ mod tests {
                 // SIMD twins finish every block exactly as the scalar kernel does: same bits.
                 let fast = vec_dot(ty, &w, &a);
                 assert_eq!(fast.to_bits(), (reference as f32).to_bits(), "{} trial {trial}: SIMD {fast} vs scalar {reference}", ty.name());
+                // The four-token tile gives each token the same bits as the one-token kernel.
+                let others: Vec<QuantizedRow> = (1..4)
+                    .map(|k| {
+                        let x: Vec<f32> = (0..n).map(|_| rng.f32() * k as f32).collect();
+                        let mut b = QuantizedRow::new(ty.dot_type());
+                        b.quantize(&x);
+                        b
+                    })
+                    .collect();
+                let tile = [&others[0], &a, &others[1], &others[2]];
+                let x4 = vec_dot_x4(ty, &w, &tile);
+                for (k, row) in tile.iter().enumerate() {
+                    let one = scalar::vec_dot(ty, &w, row);
+                    assert_eq!(x4[k].to_bits(), one.to_bits(), "{} trial {trial} lane {k}: x4 {} vs scalar {one}", ty.name(), x4[k]);
+                }
             }
         }
+    }
+
+    #[test]
+    fn round_even_is_round_ties_even() {
+        let mut rng = Rng(11);
+        for i in 0..200_000 {
+            let x = if i < 1000 { (i as f32 - 500.0) * 0.5 } else { rng.f32() * 300.0 };
+            assert_eq!(round_even(x) as i32, x.round_ties_even() as i32, "{x}");
+        }
+        assert_eq!(round_even(1e9), 1e9);
     }
 
     #[test]
