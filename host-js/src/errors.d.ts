@@ -1,0 +1,18 @@
+export declare class EdgeSlmError extends Error {
+  /** The WIT error variant's name, e.g. "invalid-schema", or "instance-trapped". */
+  readonly code: string;
+  readonly detail: unknown;
+}
+export declare class ModelLoadError extends EdgeSlmError {}
+export declare class ContextOverflowError extends EdgeSlmError {
+  readonly detail: { needed: number; limit: number };
+}
+export declare class InvalidOptionError extends EdgeSlmError {}
+export declare class InvalidLabelsError extends EdgeSlmError {}
+export declare class InvalidConstraintError extends EdgeSlmError {}
+export declare class ConstraintUnsatisfiableError extends EdgeSlmError {}
+export declare class OutputTruncatedError extends EdgeSlmError {
+  readonly detail: number;
+}
+export declare class InstanceTrappedError extends EdgeSlmError {}
+export declare function fromWit(err: { tag: string; val: unknown }): EdgeSlmError;

@@ -1,0 +1,190 @@
+// edgeslm for JavaScript: the edgeslm WebAssembly component (transpiled by jco into
+// ../dist) behind a small API. Every loaded model is its own component instance with its
+// own linear memory and a sandboxed WASI shim: no files, no environment, no network.
+
+import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
+import { instantiate } from "../dist/edgeslm.js";
+import { EdgeSlmError, InstanceTrappedError, ModelLoadError, fromWit } from "./errors.js";
+import { readSource } from "./source.js";
+
+export * from "./errors.js";
+export { JobQueue, throttlePolicy, batterySource, pressureSource } from "./queue.js";
+
+const isNode = typeof process !== "undefined" && !!process.versions?.node;
+const compiled = new Map();
+
+/** Compile a core module of the component once per process (or worker). */
+function coreModule(base, path) {
+  const url = new URL(path, base);
+  let module = compiled.get(url.href);
+  if (!module) {
+    module = (async () => {
+      if (url.protocol === "file:") {
+        const { readFile } = await import("node:fs/promises");
+        return WebAssembly.compile(await readFile(url));
+      }
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`cannot fetch ${url.href}: HTTP ${response.status}`);
+      return WebAssembly.compileStreaming ? WebAssembly.compileStreaming(response) : WebAssembly.compile(await response.arrayBuffer());
+    })();
+    compiled.set(url.href, module);
+  }
+  return module;
+}
+
+function sandboxedWasi() {
+  try {
+    return new WASIShim({ sandbox: { preopens: {}, env: {}, args: ["edgeslm"], enableNetwork: false } });
+  } catch {
+    return new WASIShim(); // a shim without isolated preopens: the browser's is in-memory anyway
+  }
+}
+
+/** Call into the component, turning WIT errors into typed errors and traps into a dead instance. */
+function call(model, f) {
+  if (model.trapped) throw model.trapped;
+  try {
+    return f();
+  } catch (e) {
+    if (e && Object.prototype.hasOwnProperty.call(e, "payload") && e.payload?.tag) throw fromWit(e.payload);
+    if (e instanceof WebAssembly.RuntimeError) {
+      model.trapped = new InstanceTrappedError("instance-trapped", `the component trapped (${e.message}); load the model again`);
+      throw model.trapped;
+    }
+    throw e;
+  }
+}
+
+function generateOptions(o = {}) {
+  const num = (v, name) => {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "number" || Number.isNaN(v)) throw new TypeError(`${name} must be a number`);
+    return v;
+  };
+  return {
+    maxTokens: num(o.maxTokens, "maxTokens"),
+    temperature: num(o.temperature, "temperature"),
+    topK: num(o.topK, "topK"),
+    topP: num(o.topP, "topP"),
+    seed: o.seed === undefined || o.seed === null ? undefined : BigInt(o.seed),
+    stop: o.stop ?? [],
+    parseSpecial: o.parseSpecial,
+    chat: o.chat,
+  };
+}
+
+function generation(g) {
+  return {
+    text: g.text,
+    tokens: Array.from(g.tokens),
+    promptTokens: g.promptTokens,
+    finishReason: g.finishReason,
+    timings: g.timings,
+  };
+}
+
+export class Model {
+  #model;
+  #ms;
+  /** @internal */
+  constructor(model, loadMs) {
+    this.#model = model;
+    this.#ms = loadMs;
+    this.trapped = null;
+  }
+
+  /** Milliseconds the component spent parsing the model. */
+  get loadMs() {
+    return this.#ms;
+  }
+
+  info() {
+    const i = call(this, () => this.#model.info());
+    return { ...i, parameterCount: Number(i.parameterCount), fileSize: Number(i.fileSize) };
+  }
+
+  tokenize(text, { addSpecial = false, parseSpecial = false } = {}) {
+    return Array.from(call(this, () => this.#model.tokenize(text, addSpecial, parseSpecial)));
+  }
+
+  detokenize(tokens) {
+    return call(this, () => this.#model.detokenize(Uint32Array.from(tokens)));
+  }
+
+  /** Free-form generation. */
+  generate(prompt, options) {
+    return generation(call(this, () => this.#model.generate(prompt, generateOptions(options))));
+  }
+
+  /**
+   * Generation guaranteed to match a constraint: `{jsonSchema}` (object or JSON text),
+   * `{regex}` or `{grammar}` (Lark). With a JSON Schema, `value` holds the parsed output.
+   */
+  generateConstrained(prompt, constraint, options) {
+    const c = constraintOf(constraint);
+    const g = generation(call(this, () => this.#model.generateConstrained(prompt, c, generateOptions(options))));
+    if (c.tag === "json-schema") g.value = JSON.parse(g.text);
+    return g;
+  }
+
+  /**
+   * Put `text` into one of `labels`, with a probability for every label.
+   * Options: instruction, examples [{text, label}], calibrate (default true).
+   */
+  classify(text, labels, { instruction, examples = [], calibrate } = {}) {
+    const c = call(this, () => this.#model.classify(text, labels, { instruction, examples, calibrate }));
+    return {
+      label: c.label,
+      confidence: c.confidence,
+      scores: Object.fromEntries(c.scores.map((s) => [s.label, s.probability])),
+      uncalibrated: Object.fromEntries(c.scores.map((s) => [s.label, s.uncalibrated])),
+      timings: c.timings,
+    };
+  }
+
+  /** Drop the component instance's model (its memory is reclaimed with the instance). */
+  dispose() {
+    this.#model?.[Symbol.dispose]?.();
+    this.#model = null;
+    this.trapped = new EdgeSlmError("disposed", "the model was disposed");
+  }
+}
+
+function constraintOf(c) {
+  if (!c || typeof c !== "object") throw new TypeError("constraint must be {jsonSchema} | {regex} | {grammar}");
+  const given = ["jsonSchema", "regex", "grammar"].filter((k) => c[k] !== undefined);
+  if (given.length !== 1) throw new TypeError("give exactly one of jsonSchema, regex, grammar");
+  if (c.jsonSchema !== undefined) {
+    return { tag: "json-schema", val: typeof c.jsonSchema === "string" ? c.jsonSchema : JSON.stringify(c.jsonSchema) };
+  }
+  if (c.regex !== undefined) return { tag: "regex", val: String(c.regex) };
+  return { tag: "grammar", val: String(c.grammar) };
+}
+
+/**
+ * Load a GGUF model into a fresh component instance.
+ * @param source a path (Node), URL, Blob/File, ArrayBuffer/Uint8Array or Response
+ * @param options.onProgress called with {phase: "read" | "load", loaded, total}
+ * @param options.componentUrl where the transpiled component (dist/) is served from
+ */
+export async function loadModel(source, { onProgress, componentUrl } = {}) {
+  const base = componentUrl ? new URL(componentUrl, isNode ? `file://${process.cwd()}/` : location.href) : new URL("../dist/", import.meta.url);
+  const dir = base.href.endsWith("/") ? base : new URL(base.href + "/");
+  const componentReady = instantiate((path) => coreModule(dir, path), sandboxedWasi().getImportObject());
+  componentReady.catch(() => {}); // awaited below; avoid an unhandled rejection while reading
+  let bytes;
+  try {
+    bytes = await readSource(source, (p) => onProgress?.({ phase: "read", ...p }));
+  } catch (e) {
+    if (e.code === "file-not-found") throw new ModelLoadError("file-not-found", e.message, String(source));
+    throw e;
+  }
+  const root = await componentReady;
+  onProgress?.({ phase: "load", loaded: 0, total: bytes.byteLength });
+  const t = performance.now();
+  const holder = { trapped: null };
+  const model = call(holder, () => root.inference.Model.fromBytes(bytes));
+  const loadMs = performance.now() - t;
+  onProgress?.({ phase: "load", loaded: bytes.byteLength, total: bytes.byteLength });
+  return new Model(model, loadMs);
+}

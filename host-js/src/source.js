@@ -1,0 +1,83 @@
+// Model sources → bytes, with progress: a path (Node), a URL, a Blob/File, an
+// ArrayBuffer/Uint8Array, or a fetch Response.
+
+const isNode = typeof process !== "undefined" && !!process.versions?.node;
+
+/**
+ * @param {string | URL | Blob | ArrayBuffer | ArrayBufferView | Response} source
+ * @param {(p: {loaded: number, total: number | undefined}) => void} [onProgress]
+ * @returns {Promise<Uint8Array>}
+ */
+export async function readSource(source, onProgress) {
+  const report = (loaded, total) => onProgress?.({ loaded, total });
+  if (source instanceof Uint8Array) return done(source, report);
+  if (ArrayBuffer.isView(source)) return done(new Uint8Array(source.buffer, source.byteOffset, source.byteLength), report);
+  if (source instanceof ArrayBuffer) return done(new Uint8Array(source), report);
+  if (typeof Blob !== "undefined" && source instanceof Blob) return readStream(source.stream(), source.size, report);
+  if (typeof Response !== "undefined" && source instanceof Response) return readResponse(source, report);
+  const text = source instanceof URL ? source.href : source;
+  if (typeof text !== "string") throw new TypeError("model source must be a path, URL, Blob, ArrayBuffer, Uint8Array or Response");
+  if (/^(https?|blob|data):/i.test(text) || (!isNode && !/^file:/i.test(text))) {
+    const response = await fetch(text);
+    if (!response.ok) throw new Error(`cannot fetch ${text}: HTTP ${response.status}`);
+    return readResponse(response, report);
+  }
+  return readFile(text, report);
+}
+
+function done(bytes, report) {
+  report(bytes.byteLength, bytes.byteLength);
+  return bytes;
+}
+
+async function readResponse(response, report) {
+  const length = Number(response.headers.get("content-length"));
+  const total = Number.isFinite(length) && length > 0 ? length : undefined;
+  if (!response.body) return done(new Uint8Array(await response.arrayBuffer()), report);
+  return readStream(response.body, total, report);
+}
+
+/** Read a stream into one buffer (pre-sized when the length is known). */
+async function readStream(stream, total, report) {
+  const reader = stream.getReader();
+  let buffer = new Uint8Array(total ?? 1 << 20);
+  let loaded = 0;
+  report(0, total);
+  for (;;) {
+    const { done: end, value } = await reader.read();
+    if (end) break;
+    if (loaded + value.byteLength > buffer.byteLength) {
+      const grown = new Uint8Array(Math.max(buffer.byteLength * 2, loaded + value.byteLength));
+      grown.set(buffer.subarray(0, loaded));
+      buffer = grown;
+    }
+    buffer.set(value, loaded);
+    loaded += value.byteLength;
+    report(loaded, total);
+  }
+  return loaded === buffer.byteLength ? buffer : buffer.subarray(0, loaded);
+}
+
+async function readFile(path, report) {
+  const { open } = await import("node:fs/promises");
+  const { fileURLToPath } = await import("node:url");
+  const file = await open(/^file:/i.test(path) ? fileURLToPath(path) : path, "r").catch((e) => {
+    if (e.code === "ENOENT") throw Object.assign(new Error(`file not found: ${path}`), { code: "file-not-found" });
+    throw e;
+  });
+  try {
+    const { size } = await file.stat();
+    const bytes = new Uint8Array(size);
+    const chunk = 16 << 20;
+    report(0, size);
+    for (let at = 0; at < size; ) {
+      const { bytesRead } = await file.read(bytes, at, Math.min(chunk, size - at), at);
+      if (bytesRead === 0) throw new Error(`${path}: file shrank while reading`);
+      at += bytesRead;
+      report(at, size);
+    }
+    return bytes;
+  } finally {
+    await file.close();
+  }
+}
