@@ -22,5 +22,16 @@ execFileSync(
     "--name", "edgeslm", "--instantiation", "async", "--quiet"],
   { stdio: "inherit" },
 );
+// The browser's inference worker, bundled with the WASI shim (browser build) into one module.
+const { build } = await import("esbuild");
+await build({
+  entryPoints: [join(here, "src/worker.js")],
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  external: ["node:*"],
+  logLevel: "warning",
+  outfile: join(out, "edgeslm-worker.js"),
+});
 const size = statSync(join(out, "edgeslm.core.wasm")).size;
 console.error(`build: ${out} (core module ${(size / 1048576).toFixed(2)} MiB)`);

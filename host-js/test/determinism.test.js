@@ -12,7 +12,7 @@ for (const [name, path] of Object.entries(MODELS)) {
   test(`${name}: Node gives wasmtime's exact text, tokens and probabilities`, async () => {
     const expected = runCasesInWasmtime(path, cases);
     const model = await loadModel(path);
-    const got = runCases(model, cases);
+    const got = await runCases(model, cases);
     for (const kind of ["generate", "constrained", "classify"]) {
       assert.equal(got[kind].length, 8);
       got[kind].forEach((g, i) => assert.deepStrictEqual(g, expected[kind][i], `${name} ${kind} #${i}`));

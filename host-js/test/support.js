@@ -12,6 +12,7 @@ export const MODELS = {
   smollm2: join(repo, "models/SmolLM2-135M-Instruct.Q4_1.gguf"),
 };
 export const rustCli = join(repo, "target/release/edgeslm");
+export { runCases } from "./cases.js";
 
 export function requireModels() {
   for (const p of [...Object.values(MODELS), rustCli]) {
@@ -52,20 +53,6 @@ export function determinismCases() {
       examples: lines("examples/support/few-shot.jsonl"),
       texts: messages,
     },
-  };
-}
-
-/** Run the cases on an edgeslm `Model` (Node or browser): the deterministic part of each result. */
-export function runCases(model, cases) {
-  const gen = (g) => ({ text: g.text, tokens: g.tokens, finish_reason: g.finishReason });
-  return {
-    generate: cases.generate.prompts.map((p) => gen(model.generate(p, cases.generate.options))),
-    constrained: cases.constrained.prompts.map((p) =>
-      gen(model.generateConstrained(p, { jsonSchema: cases.constrained.schema }, cases.constrained.options))),
-    classify: cases.classify.texts.map((t) => {
-      const c = model.classify(t, cases.classify.labels, { examples: cases.classify.examples });
-      return { label: c.label, confidence: c.confidence, scores: c.scores, uncalibrated: c.uncalibrated };
-    }),
   };
 }
 
