@@ -1,4 +1,5 @@
 //! Project tasks. `cargo xtask build`: the component (wasm32-wasip2 + simd128) and the CLI.
+//! `cargo xtask bench`: the side-by-side benchmark (bench/run.mjs) with everything it runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,9 +11,12 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build(),
         Some("component") => build_component().map(|_| ()),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask build      # component + target/release/edgeslm");
             eprintln!("       cargo xtask component  # the component only");
+            eprintln!("       cargo xtask bench [--runs N] [--models gemma,smollm2] [--only a,b]");
+            eprintln!("                              # edgeslm vs llama.cpp vs wllama → bench/results/");
             std::process::exit(2)
         }
     }
@@ -50,5 +54,32 @@ fn build() -> Result<()> {
     eprintln!("xtask: building the CLI");
     cargo(&["build", "--release", "-p", "edgeslm-host", "--bin", "edgeslm"])?;
     println!("cli: {}", root().join("target/release/edgeslm").display());
+    Ok(())
+}
+
+/// Build every runner, install the peers (npm, from bench/package-lock.json), run bench/run.mjs.
+fn bench(args: &[String]) -> Result<()> {
+    build()?;
+    eprintln!("xtask: building the benchmark runners");
+    cargo(&["build", "--release", "-p", "edgeslm-host", "--bin", "edgeslm-bench"])?;
+    cargo(&["build", "--release", "-p", "edgeslm-engine", "--example", "bench_runner"])?;
+    let npm_install = |dir: &str| -> Result<()> {
+        if root().join(dir).join("node_modules").exists() {
+            return Ok(());
+        }
+        eprintln!("xtask: npm install in {dir} (from its package-lock.json)");
+        run(Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(root().join(dir)))
+    };
+    npm_install("host-js")?;
+    npm_install("bench")?;
+    run(Command::new("node").arg("build.mjs").current_dir(root().join("host-js")))?;
+    run(Command::new("node").arg("bench/run.mjs").args(args).current_dir(root()))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed");
+    }
     Ok(())
 }
