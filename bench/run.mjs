@@ -23,7 +23,8 @@ const chosenModels = opt("--models", "gemma,smollm2").split(",");
 const node = process.execPath;
 const RUNNERS = [
   { id: "component", label: "edgeslm component, wasmtime", threads: 1, cmd: [join(repo, "target/release/edgeslm-bench")] },
-  { id: "native", label: "edgeslm native engine", threads: 1, cmd: [join(repo, "target/release/examples/bench_runner")] },
+  { id: "native", label: "edgeslm native engine", threads: 1, cmd: [join(repo, "target/release/examples/bench_runner"), "--threads", "1"] },
+  { id: "native", label: "edgeslm native engine", threads: 2, cmd: [join(repo, "target/release/examples/bench_runner"), "--threads", "2"] },
   { id: "node", label: "edgeslm component, Node (jco)", threads: 1, cmd: [node, join(repo, "bench/runners/node.mjs")] },
   { id: "chromium", label: "edgeslm component, Chromium (jco)", threads: 1, cmd: [node, join(repo, "bench/runners/chromium.mjs")] },
   { id: "llamacpp", label: "llama.cpp native", threads: 1, reference: true, cmd: [node, join(repo, "bench/runners/llamacpp.mjs"), "--threads", "1"] },

@@ -1,6 +1,6 @@
 //! Benchmark runner: the native engine on one model and one workload spec (written by
 //! `bench/run.mjs`), printing one JSON result in the shape every runner shares.
-//!   cargo run --release -p edgeslm-engine --example bench_runner -- --model FILE --spec SPEC.json
+//!   cargo run --release -p edgeslm-engine --example bench_runner -- --model FILE --spec SPEC.json [--threads N]
 use std::time::Instant;
 
 use edgeslm_engine::prompt_cache::PromptCache;
@@ -23,6 +23,8 @@ fn main() {
     let model_path = flag("--model").expect("--model FILE");
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(flag("--spec").expect("--spec FILE")).unwrap()).unwrap();
     let text = |v: &Value| v.as_str().expect("spec: string").to_string();
+    let threads: usize = flag("--threads").map_or(1, |t| t.parse().expect("--threads N"));
+    edgeslm_engine::parallel::set_threads(threads).unwrap();
 
     let t0 = Instant::now();
     let model = Model::open(&model_path).unwrap_or_else(|e| panic!("{e}"));
@@ -66,7 +68,7 @@ fn main() {
         "{}",
         json!({
             "runtime": "edgeslm native engine",
-            "threads": 1,
+            "threads": threads,
             "load_ms": load_ms,
             "cold_start_ms": cold_start_ms,
             "prefill": prefill,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod parallel;
 pub mod prompt_cache;
 pub mod quant;
 pub mod sampler;

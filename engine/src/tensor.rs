@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, TensorInfo};
+use crate::parallel::{self, SharedOut};
 use crate::quant::{dequantize_row, vec_dot, vec_dot_x4, DotType, GgmlType, QuantizedRow};
 use crate::storage::Storage;
 
@@ -63,37 +64,53 @@ impl Matrix {
     }
 
     /// out[r] = W[r,:] · x for all rows, `x` already quantized to `self.dot_type()`.
+    /// Rows are split across the engine's threads (`parallel::set_threads`).
     pub fn matvec(&self, x: &QuantizedRow, out: &mut [f32]) {
-        let rb = self.ty.row_bytes(self.cols);
-        for (o, w) in out[..self.rows].iter_mut().zip(self.bytes().chunks_exact(rb)) {
-            *o = vec_dot(self.ty, w, x);
-        }
+        self.matmul(std::slice::from_ref(x), out)
     }
 
     /// Row-subset product: out[i] = W[rows[i],:] · x (a sparse output head).
     pub fn matvec_rows(&self, x: &QuantizedRow, rows: &[u32], out: &mut [f32]) {
-        for (o, &r) in out.iter_mut().zip(rows) {
-            *o = vec_dot(self.ty, self.row_bytes(r as usize), x);
-        }
+        let out = SharedOut(out[..rows.len()].as_mut_ptr());
+        parallel::for_ranges(rows.len(), 1, 256, |part| {
+            for i in part {
+                // SAFETY: each thread writes its own indices of `out`.
+                unsafe { out.write(i, vec_dot(self.ty, self.row_bytes(rows[i] as usize), x)) };
+            }
+        });
     }
 
     /// Batched product for `xs.len()` tokens: out[t*rows + r]. Each weight row is read once
-    /// for the whole batch, which is what makes prefill faster than token-by-token decoding.
-    /// Tokens go four at a time through `vec_dot_x4`, which decodes each weight block once
-    /// per tile instead of once per token.
+    /// for the whole batch, which is what makes prefill faster than token-by-token decoding;
+    /// tokens go four at a time through `vec_dot_x4`, which decodes each weight block once
+    /// per tile instead of once per token. Rows are split across the engine's threads.
     pub fn matmul(&self, xs: &[QuantizedRow], out: &mut [f32]) {
+        assert!(out.len() >= xs.len() * self.rows);
+        let out = SharedOut(out.as_mut_ptr());
+        parallel::for_ranges(self.rows, 4, 64, |rows| {
+            // SAFETY: each thread writes its own rows of every token's output.
+            unsafe { self.matmul_rows(rows, xs, out) }
+        });
+    }
+
+    /// `matmul` for the rows in `rows` only.
+    ///
+    /// SAFETY: `out` holds `xs.len() * self.rows` values, and no other thread writes these rows.
+    unsafe fn matmul_rows(&self, rows: Range<usize>, xs: &[QuantizedRow], out: SharedOut) {
         let rb = self.ty.row_bytes(self.cols);
         let tiles = xs.len() / 4;
-        for (r, w) in self.bytes().chunks_exact(rb).enumerate() {
+        let put = |t: usize, r: usize, v: f32| out.write(t * self.rows + r, v);
+        for r in rows {
+            let w = &self.bytes()[r * rb..(r + 1) * rb];
             for tile in 0..tiles {
                 let t = tile * 4;
                 let v = vec_dot_x4(self.ty, w, &[&xs[t], &xs[t + 1], &xs[t + 2], &xs[t + 3]]);
                 for (k, v) in v.into_iter().enumerate() {
-                    out[(t + k) * self.rows + r] = v;
+                    put(t + k, r, v);
                 }
             }
             for (t, x) in xs.iter().enumerate().skip(tiles * 4) {
-                out[t * self.rows + r] = vec_dot(self.ty, w, x);
+                put(t, r, vec_dot(self.ty, w, x));
             }
         }
     }

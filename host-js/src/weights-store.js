@@ -101,16 +101,10 @@ export async function cachedModelBytes(url, { onProgress, chunkBytes = 32 * 1024
       const end = start + chunkLength(meta, i) - 1;
       const response = await fetchImpl(url, { headers: { range: `bytes=${start}-${end}` } });
       if (response.status !== 206) throw new Error(`range request for ${url} answered HTTP ${response.status}`);
-      const parts = [];
-      const reader = response.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        parts.push(value);
-        loaded += value.byteLength;
+      const blob = await readBody(response, (n) => {
+        loaded += n;
         onProgress?.({ phase: "download", loaded, total: size, storage: "indexeddb" });
-      }
-      const blob = new Blob(parts);
+      });
       if (blob.size !== end - start + 1) throw new Error(`chunk ${i} of ${url}: ${blob.size} bytes, expected ${end - start + 1}`);
       await tx(db, "chunks", "readwrite", (s) => request(s.put(blob, `${url}#${i}`)));
       meta.done.push(i);
@@ -143,15 +137,22 @@ async function memoryDownload(url, fetchImpl, onProgress, message) {
   const response = await fetchImpl(url);
   if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status}`);
   const total = Number(response.headers.get("content-length")) || undefined;
-  const parts = [];
   let loaded = 0;
+  const blob = await readBody(response, (n) => {
+    loaded += n;
+    onProgress?.({ phase: "download", loaded, total, storage: "memory", message });
+  });
+  return { bytes: new Uint8Array(await blob.arrayBuffer()), from: "network", storage: "memory", message };
+}
+
+/** A response body as a Blob, reporting each piece's size as it arrives. */
+async function readBody(response, onBytes) {
+  const parts = [];
   const reader = response.body.getReader();
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) break;
+    if (done) return new Blob(parts);
     parts.push(value);
-    loaded += value.byteLength;
-    onProgress?.({ phase: "download", loaded, total, storage: "memory", message });
+    onBytes(value.byteLength);
   }
-  return { bytes: new Uint8Array(await new Blob(parts).arrayBuffer()), from: "network", storage: "memory", message };
 }

@@ -189,11 +189,26 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
     sum
 }
 
+/// One 128-value half of a Q6_K block as its four 32-value quads of unsigned 6-bit values
+/// (the -32 centring is left to the caller).
+#[inline(always)]
+unsafe fn q6_quads(blk: *const u8, half: usize) -> [__m256i; 4] {
+    let (m4, m3) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x03));
+    let ql0 = _mm256_loadu_si256(blk.add(half * 64) as *const __m256i);
+    let ql1 = _mm256_loadu_si256(blk.add(half * 64 + 32) as *const __m256i);
+    let qh = _mm256_loadu_si256(blk.add(128 + half * 32) as *const __m256i);
+    let high = |shift: i32| _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(shift)), m3), 4);
+    [
+        _mm256_or_si256(_mm256_and_si256(ql0, m4), high(0)),
+        _mm256_or_si256(_mm256_and_si256(ql1, m4), high(2)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), high(4)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), high(6)),
+    ]
+}
+
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m3 = _mm256_set1_epi8(0x03);
     for (i, blk) in w.chunks_exact(210).enumerate() {
         let q8 = a.qs.as_ptr().add(i * QK_K);
         let bsums = &a.bsums[i * 16..i * 16 + 16];
@@ -201,24 +216,7 @@ unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
         let mut sumi = _mm256_setzero_si256();
         let mut offset = 0i32; // Σ sc·32·bsum: the "-32" centring, applied once per block
         for half in 0..2 {
-            let ql0 = _mm256_loadu_si256(blk.as_ptr().add(half * 64) as *const __m256i);
-            let ql1 = _mm256_loadu_si256(blk.as_ptr().add(half * 64 + 32) as *const __m256i);
-            let qh = _mm256_loadu_si256(blk.as_ptr().add(128 + half * 32) as *const __m256i);
-            let quads = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4),
-                ),
-            ];
+            let quads = q6_quads(blk.as_ptr(), half);
             for (k, q) in quads.iter().enumerate() {
                 let s0 = sc[half * 8 + 2 * k] as i8 as i16;
                 let s1 = sc[half * 8 + 2 * k + 1] as i8 as i16;
@@ -368,31 +366,12 @@ unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = _mm_setzero_ps();
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m3 = _mm256_set1_epi8(0x03);
     for (i, blk) in w.chunks_exact(210).enumerate() {
         let sc = &blk[192..208];
         let mut sumi = [_mm256_setzero_si256(); 4];
         let mut offset = [0i32; 4];
         for half in 0..2 {
-            let ql0 = _mm256_loadu_si256(blk.as_ptr().add(half * 64) as *const __m256i);
-            let ql1 = _mm256_loadu_si256(blk.as_ptr().add(half * 64 + 32) as *const __m256i);
-            let qh = _mm256_loadu_si256(blk.as_ptr().add(128 + half * 32) as *const __m256i);
-            let quads = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4),
-                ),
-            ];
+            let quads = q6_quads(blk.as_ptr(), half);
             for (k, q) in quads.iter().enumerate() {
                 let s0 = sc[half * 8 + 2 * k] as i8 as i16;
                 let s1 = sc[half * 8 + 2 * k + 1] as i8 as i16;

@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn round_f16_fast_path_matches_the_conversions() {
         let mut x = 0x1234_5678u64;
-        let mut check = |f: f32| {
+        let check = |f: f32| {
             let slow = f16_to_f32(f32_to_f16(f));
             let fast = round_f16(f);
             assert!(fast.to_bits() == slow.to_bits() || (fast.is_nan() && slow.is_nan()), "{f:e}: {fast:e} vs {slow:e}");
