@@ -2,6 +2,7 @@
 // each runner a fresh process, repeated; medians with min–max. Run it with `cargo xtask bench`
 // (which builds the runners and installs the peers first).
 //   node bench/run.mjs [--runs N] [--models gemma,smollm2] [--only component,native,node,chromium,llamacpp,wllama]
+//   node bench/run.mjs --report-only     # rewrite the report and chart from benchmark.json
 // Writes bench/results/benchmark.md, benchmark.json and benchmark.png.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -121,6 +122,15 @@ const machine = {
   componentBytes: statSync(join(repo, "target/release/edgeslm-component.wasm")).size,
 };
 
+// --report-only: rewrite the report and chart from the last benchmark.json.
+if (argv.includes("--report-only")) {
+  const last = JSON.parse(readFileSync(join(repo, "bench/results/benchmark.json"), "utf8"));
+  const md = report(last.machine, last.results, last.runs);
+  writeFileSync(join(repo, "bench/results/benchmark.md"), md);
+  await writeChart(last.results, join(repo, "bench/results/benchmark.png"));
+  process.exit(0);
+}
+
 const results = {};
 const dir = mkdtempSync(join(tmpdir(), "edgeslm-bench-"));
 for (const key of chosenModels) {
@@ -148,18 +158,18 @@ for (const key of chosenModels) {
 machine.loadAfter = loadavg()[0];
 
 writeFileSync(join(repo, "bench/results/benchmark.json"), JSON.stringify({ machine, runs: RUNS, results }, null, 1));
-const md = report(machine, results);
+const md = report(machine, results, RUNS);
 writeFileSync(join(repo, "bench/results/benchmark.md"), md);
 await writeChart(results, join(repo, "bench/results/benchmark.png"));
 process.stdout.write(md);
 
-function report(machine, results) {
+function report(machine, results, runs) {
   const f = (v, d = 0) => (v == null ? "–" : v.toFixed(d));
   const cell = (s, d = 0) => (s ? `${f(s.median, d)} <sub>${f(s.min, d)}–${f(s.max, d)}</sub>` : "–");
   const ratio = (s, ref, inverse = false) => (s && ref ? ` (${(inverse ? ref.median / s.median : s.median / ref.median).toFixed(2)}×)` : "");
   let out = `# edgeslm benchmark\n\n`;
   out += `\`cargo xtask bench\` on ${machine.cpu}, ${machine.cores} cores; load average ${machine.loadBefore.toFixed(2)} before, ${machine.loadAfter.toFixed(2)} after; ${machine.date.slice(0, 10)}, commit ${machine.commit}. `;
-  out += `Each runner is a fresh process, run ${RUNS}× after its own warm-up call; cells are medians with min–max below. `;
+  out += `Each runner is a fresh process, run ${runs}× after its own warm-up call; cells are medians with min–max below. `;
   out += `Ratios in parentheses are to **llama.cpp native, 1 thread, measured in the same run** (higher is better for speeds; for latencies the ratio is llama.cpp's over this runtime's, so higher is better too). `;
   out += `Component size: ${(machine.componentBytes / 1048576).toFixed(2)} MiB.\n\n`;
   out += `Workloads: prefill of 64 and 512 tokens (BOS included); decode of 128 greedy tokens; the seed job — ticket JSON (category ∈ {incident, billing, inquiry}, urgency 1..5, resolvedOffline) after a ~150-token few-shot prefix for each of 40 support messages, p50/p99 per message with the prefix already evaluated (each runtime's own prefix reuse), and how many outputs validate against the schema; model load; cold start (runtime start + load + first token); peak RSS of the runner process.\n\n`;

@@ -1,10 +1,11 @@
 // End to end in Debian's Chromium (driven by playwright-core, never a downloaded browser):
 // the demo page answers with the heuristic while the model downloads, shows progress,
 // then answers with the model; a reload reads the weights from IndexedDB with no network
-// request for them; the page keeps classifying offline; and the component in Chromium
-// gives wasmtime's exact bytes on the determinism inputs for both real models.
+// request for them; the page keeps classifying offline; the weight cache resumes an
+// interrupted download and falls back to memory when the quota is short; and the component
+// in Chromium gives wasmtime's exact bytes on the determinism inputs for both real models.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, test } from "node:test";
@@ -94,6 +95,59 @@ test("progressive enhancement: heuristic first, progress, model, cached reload, 
     context.off("request", onRequest);
   }
   assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("the weight cache resumes an interrupted download and falls back to memory when quota is short", async () => {
+  const page = await context.newPage();
+  await page.goto(`${server.url}heuristic.js`);
+  const url = `${server.url}models/${basename(MODELS.smollm2)}`;
+  const size = statSync(MODELS.smollm2).size;
+  const chunk = 16 * 1024 * 1024;
+  const rangesBefore = server.stats.requests.filter((r) => r.range).length;
+  const result = await page.evaluate(async ({ url, chunk }) => {
+    const store = await import("/host-js/src/weights-store.js");
+    await store.deleteStoredModel(url);
+    // A connection that dies after two chunks.
+    let served = 0;
+    const flaky = (u, init) => {
+      if (init?.headers?.range && ++served > 2) return Promise.reject(new TypeError("network connection lost"));
+      return fetch(u, init);
+    };
+    let interrupted = null;
+    try {
+      await store.cachedModelBytes(url, { chunkBytes: chunk, fetchImpl: flaky });
+    } catch (e) {
+      interrupted = e.message;
+    }
+    const partial = await store.storedModel(url);
+    const resumed = await store.cachedModelBytes(url, { chunkBytes: chunk });
+    const again = await store.cachedModelBytes(url, { chunkBytes: chunk });
+    // Too little quota: a clear message and an in-memory download.
+    const tiny = { estimate: async () => ({ quota: 50e6, usage: 10e6 }), persist: async () => false };
+    await store.deleteStoredModel(url);
+    const memory = await store.cachedModelBytes(url, { chunkBytes: chunk, storage: tiny });
+    const sum = (b) => b.reduce((a, x, i) => (a + x * (i % 251 + 1)) % 1000000007, 0);
+    return {
+      interrupted, storedChunks: partial?.done.length, resumedFrom: resumed.from, resumedSize: resumed.bytes.byteLength,
+      againFrom: again.from, same: sum(resumed.bytes.subarray(0, 1 << 20)) === sum(again.bytes.subarray(0, 1 << 20)),
+      memoryStorage: memory.storage, memoryMessage: memory.message, memorySize: memory.bytes.byteLength,
+      storedAfterMemory: await store.storedModel(url),
+    };
+  }, { url, chunk });
+  assert.equal(result.interrupted, "network connection lost");
+  assert.equal(result.storedChunks, 2, "the two chunks that arrived were kept");
+  assert.equal(result.resumedFrom, "partial");
+  assert.equal(result.resumedSize, size);
+  assert.equal(result.againFrom, "cache");
+  assert.ok(result.same);
+  const ranges = server.stats.requests.filter((r) => r.range).length - rangesBefore;
+  const chunks = Math.ceil(size / chunk);
+  assert.equal(ranges, 2 + (chunks - 2), "the resumed download fetched only the missing chunks");
+  assert.equal(result.memoryStorage, "memory");
+  assert.match(result.memoryMessage, /not enough storage .* kept in memory for this visit only/);
+  assert.equal(result.memorySize, size);
+  assert.equal(result.storedAfterMemory, undefined);
   await page.close();
 });
 

@@ -51,6 +51,10 @@ impl Host {
         let t = Instant::now();
         let mut config = Config::new();
         config.wasm_component_model(true);
+        #[cfg(feature = "profiling")]
+        if std::env::var("EDGESLM_PROFILE").as_deref() == Ok("perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
         let component = load_cached(&engine, path, &bytes)?;
