@@ -123,3 +123,47 @@ fn bad_label_sets_are_typed_errors_and_the_instance_survives() {
     let ok = s.classify(m, "My invoice is wrong.", &labels(), &opts).unwrap().unwrap();
     check_distribution(&ok, &labels());
 }
+
+/// Labels that share their first tokens are scored through a token trie (each shared prefix
+/// evaluated once, the session rolled back between branches). Against an independent
+/// reference: each label's tokens evaluated one by one on a fresh session after the prompt.
+#[test]
+fn labels_sharing_prefixes_score_as_one_by_one() {
+    let model = edgeslm_engine::Model::open(model_path(SMOLLM2).to_str().unwrap()).unwrap();
+    let opts = edgeslm_engine::ClassifyOptions { calibrate: false, ..Default::default() };
+    let text = "I was charged twice for my order, please refund one payment.";
+    let labels: Vec<String> =
+        vec!["billing refund".into(), "billing question".into(), "incident".into(), "incident report".into(), "inquiry".into()];
+    let seq = |l: &str| model.tokenizer.encode(&format!(" {l}\n"), false, false);
+    assert_eq!(seq(&labels[0])[..1], seq(&labels[1])[..1], "the labels must share a prefix token");
+    let got = model.classify(&mut edgeslm_engine::Classifier::default(), text, &labels, &opts).unwrap();
+
+    // The classify prompt, as documented: instruction, label list, then the text.
+    let prompt = format!("Classify the text.\nLabels: {}.\n\nText: {text}\nLabel:", labels.join(", "));
+    let ids = model.tokenizer.encode(&prompt, true, false);
+    let log_softmax = |logits: &[f32], id: u32| {
+        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+        let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+        logits[id as usize] as f64 - max - sum.ln()
+    };
+    let logp: Vec<f64> = labels
+        .iter()
+        .map(|l| {
+            let mut s = model.new_session();
+            let mut logits = model.forward(&mut s, &ids).unwrap();
+            let mut lp = 0.0;
+            for &t in &seq(l) {
+                lp += log_softmax(&logits, t);
+                logits = model.forward(&mut s, &[t]).unwrap();
+            }
+            lp
+        })
+        .collect();
+    let max = logp.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = logp.iter().map(|l| (l - max).exp()).sum();
+    for (i, l) in logp.iter().enumerate() {
+        let p = (l - max).exp() / z;
+        assert!((p - got.uncalibrated[i]).abs() < 1e-6, "{}: {p} vs {}", labels[i], got.uncalibrated[i]);
+    }
+    assert!((got.scores.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+}

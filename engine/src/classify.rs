@@ -105,10 +105,23 @@ fn one_line(t: &str) -> String {
     t.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn log_softmax_at(logits: &[f32], id: u32) -> f64 {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-    let sum: f64 = logits.iter().map(|&l| libm::exp(l as f64 - max)).sum();
-    logits[id as usize] as f64 - max - libm::log(sum)
+/// log-softmax of one set of logits, its normaliser computed once for any number of ids.
+struct LogSoftmax<'a> {
+    logits: &'a [f32],
+    max: f64,
+    log_sum: f64,
+}
+
+impl<'a> LogSoftmax<'a> {
+    fn new(logits: &'a [f32]) -> Self {
+        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+        let sum: f64 = logits.iter().map(|&l| libm::exp(l as f64 - max)).sum();
+        LogSoftmax { logits, max, log_sum: libm::log(sum) }
+    }
+
+    fn at(&self, id: u32) -> f64 {
+        self.logits[id as usize] as f64 - self.max - self.log_sum
+    }
 }
 
 fn normalise(logp: &[f64]) -> Vec<f64> {
@@ -182,19 +195,54 @@ impl Model {
         let clock = Stopwatch::start();
         let prompt_logits = self.logits(&ev.output);
         let session = c.cache.session(self);
-        let mut out = Vec::with_capacity(labels.len());
-        for seq in labels {
-            let mut lp = log_softmax_at(&prompt_logits, seq[0]);
-            for w in seq.windows(2) {
-                let logits = self.forward(session, &[w[0]])?;
-                lp += log_softmax_at(&logits, w[1]);
-            }
-            // Back to the end of the prompt; a label is far shorter than the rollback limit.
-            let ok = session.truncate(ids.len());
-            debug_assert!(ok);
-            out.push(lp);
-        }
+        let mut out = vec![0.0; labels.len()];
+        let all: Vec<usize> = (0..labels.len()).collect();
+        self.score_trie(session, &prompt_logits, labels, &all, 0, 0.0, &mut out)?;
+        // Back to the end of the prompt; a label is far shorter than the rollback limit.
+        let ok = session.truncate(ids.len());
+        debug_assert!(ok);
         t.scoring_ms = clock.ms();
         Ok(out)
+    }
+
+    /// Walk the labels' token trie: `group` holds the labels that share their first `depth`
+    /// tokens (log-probability `lp`), `logits` follow those tokens in `session`. Each distinct
+    /// next token is evaluated once for all the labels that continue with it, and the
+    /// session is rolled back to this node after each branch.
+    #[allow(clippy::too_many_arguments)]
+    fn score_trie(
+        &self,
+        session: &mut crate::model::Session,
+        logits: &[f32],
+        labels: &[Vec<u32>],
+        group: &[usize],
+        depth: usize,
+        lp: f64,
+        out: &mut [f64],
+    ) -> Result<()> {
+        let here = session.pos();
+        let softmax = LogSoftmax::new(logits);
+        let mut branches: Vec<(u32, Vec<usize>)> = vec![];
+        for &i in group {
+            let tok = labels[i][depth];
+            match branches.iter_mut().find(|(t, _)| *t == tok) {
+                Some((_, members)) => members.push(i),
+                None => branches.push((tok, vec![i])),
+            }
+        }
+        for (tok, members) in branches {
+            let lp = lp + softmax.at(tok);
+            let (ended, longer): (Vec<usize>, Vec<usize>) = members.into_iter().partition(|&i| labels[i].len() == depth + 1);
+            for i in ended {
+                out[i] = lp;
+            }
+            if !longer.is_empty() {
+                let next = self.forward(session, &[tok])?;
+                self.score_trie(session, &next, labels, &longer, depth + 1, lp, out)?;
+                let ok = session.truncate(here);
+                debug_assert!(ok);
+            }
+        }
+        Ok(())
     }
 }
