@@ -125,7 +125,7 @@ const machine = {
 // --report-only: rewrite the report and chart from the last benchmark.json.
 if (argv.includes("--report-only")) {
   const last = JSON.parse(readFileSync(join(repo, "bench/results/benchmark.json"), "utf8"));
-  const md = report(last.machine, last.results, last.runs);
+  const md = report(last.machine, last.results, last.runs, last.notes);
   writeFileSync(join(repo, "bench/results/benchmark.md"), md);
   await writeChart(last.results, join(repo, "bench/results/benchmark.png"));
   process.exit(0);
@@ -163,7 +163,7 @@ writeFileSync(join(repo, "bench/results/benchmark.md"), md);
 await writeChart(results, join(repo, "bench/results/benchmark.png"));
 process.stdout.write(md);
 
-function report(machine, results, runs) {
+function report(machine, results, runs, notes = []) {
   const f = (v, d = 0) => (v == null ? "–" : v.toFixed(d));
   const cell = (s, d = 0) => (s ? `${f(s.median, d)} <sub>${f(s.min, d)}–${f(s.max, d)}</sub>` : "–");
   const ratio = (s, ref, inverse = false) => (s && ref ? ` (${(inverse ? ref.median / s.median : s.median / ref.median).toFixed(2)}×)` : "");
@@ -190,6 +190,7 @@ function report(machine, results, runs) {
     out += `Sample seed outputs: ` + rows.filter((r) => r.summary).map((r) => `${r.label} ${r.threads}t: \`${JSON.stringify(r.summary.sample[0])}\``).join("; ") + "\n\n";
   }
   out += `![benchmark chart](benchmark.png)\n\n`;
+  for (const n of notes) out += `Note: ${n}\n\n`;
   out += `Notes: llama.cpp runs through node-llama-cpp's prebuilt CPU binaries (\`getLlama({gpu: false, build: "never"})\`), its seed job on its own JSON-Schema grammar path (\`createGrammarForJsonSchema\`, LlamaCompletion reusing the sequence's common prefix, no repeat penalty). wllama is the npm package's single-thread wasm build in Debian's Chromium (headless, page on 127.0.0.1); it takes GBNF, so its seed job uses an equivalent hand-written grammar; its peak RSS is not measured (it lives in the browser's processes). Raw numbers: [benchmark.json](benchmark.json).\n`;
   return out;
 }

@@ -8,7 +8,7 @@ wit_bindgen::generate!({
     world: "runtime",
 });
 
-use exports::edgeslm::runtime::inference::{Guest, GuestModel, Model as ModelHandle};
+use exports::edgeslm::runtime::inference::{Guest, GuestModel, GuestModelLoader, Model as ModelHandle};
 use std::cell::RefCell;
 
 use exports::edgeslm::runtime::types::{
@@ -21,6 +21,52 @@ struct Component;
 
 impl Guest for Component {
     type Model = Model;
+    type ModelLoader = ModelLoader;
+}
+
+/// A model file arriving in pieces; `None` once finished (or when the size was refused).
+pub struct ModelLoader {
+    size: u64,
+    bytes: RefCell<Option<Vec<u8>>>,
+}
+
+impl GuestModelLoader for ModelLoader {
+    fn new(size: u64) -> Self {
+        let mut bytes = Vec::new();
+        let ok = usize::try_from(size).ok().is_some_and(|n| bytes.try_reserve_exact(n).is_ok());
+        ModelLoader { size, bytes: RefCell::new(ok.then_some(bytes)) }
+    }
+
+    fn push(&self, piece: Vec<u8>) -> Result<(), Error> {
+        let mut slot = self.bytes.borrow_mut();
+        let bytes = slot.as_mut().ok_or_else(|| self.unusable())?;
+        if bytes.len() as u64 + piece.len() as u64 > self.size {
+            return Err(Error::InvalidOption(format!(
+                "model-loader: more than the announced {} bytes were pushed",
+                self.size
+            )));
+        }
+        bytes.extend_from_slice(&piece);
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<ModelHandle, Error> {
+        let bytes = self.bytes.borrow_mut().take().ok_or_else(|| self.unusable())?;
+        if bytes.len() as u64 != self.size {
+            return Err(Error::InvalidOption(format!(
+                "model-loader: {} of the announced {} bytes were pushed",
+                bytes.len(),
+                self.size
+            )));
+        }
+        Ok(Model::new(engine::Model::from_bytes(bytes).map_err(to_wit)?))
+    }
+}
+
+impl ModelLoader {
+    fn unusable(&self) -> Error {
+        Error::Io(format!("model-loader: cannot hold {} bytes (already finished, or out of memory)", self.size))
+    }
 }
 
 pub struct Model {

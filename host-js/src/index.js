@@ -5,7 +5,7 @@
 import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
 import { instantiate } from "../dist/edgeslm.js";
 import { EdgeSlmError, InstanceTrappedError, ModelLoadError, fromWit } from "./errors.js";
-import { readSource } from "./source.js";
+import { openSource } from "./source.js";
 
 export * from "./errors.js";
 export { JobQueue, throttlePolicy, batterySource, pressureSource } from "./queue.js";
@@ -172,19 +172,37 @@ export async function loadModel(source, { onProgress, componentUrl } = {}) {
   const dir = base.href.endsWith("/") ? base : new URL(base.href + "/");
   const componentReady = instantiate((path) => coreModule(dir, path), sandboxedWasi().getImportObject());
   componentReady.catch(() => {}); // awaited below; avoid an unhandled rejection while reading
-  let bytes;
+  let opened;
   try {
-    bytes = await readSource(source, (p) => onProgress?.({ phase: "read", ...p }));
+    opened = await openSource(source, (p) => onProgress?.({ phase: "read", ...p }));
   } catch (e) {
     if (e.code === "file-not-found") throw new ModelLoadError("file-not-found", e.message, String(source));
     throw e;
   }
   const root = await componentReady;
-  onProgress?.({ phase: "load", loaded: 0, total: bytes.byteLength });
-  const t = performance.now();
   const holder = { trapped: null };
-  const model = call(holder, () => root.inference.Model.fromBytes(bytes));
-  const loadMs = performance.now() - t;
-  onProgress?.({ phase: "load", loaded: bytes.byteLength, total: bytes.byteLength });
+  const { Model: WitModel, ModelLoader } = root.inference;
+  let model, loadMs, size;
+  if (opened.bytes) {
+    size = opened.bytes.byteLength;
+    onProgress?.({ phase: "load", loaded: 0, total: size });
+    const t = performance.now();
+    model = call(holder, () => WitModel.fromBytes(opened.bytes));
+    loadMs = performance.now() - t;
+  } else {
+    // Streamed into the component piece by piece: the file is never held twice.
+    size = opened.size;
+    const loader = new ModelLoader(BigInt(size));
+    try {
+      for await (const piece of opened.chunks) call(holder, () => loader.push(piece));
+      onProgress?.({ phase: "load", loaded: 0, total: size });
+      const t = performance.now();
+      model = call(holder, () => loader.finish());
+      loadMs = performance.now() - t;
+    } finally {
+      loader[Symbol.dispose]?.();
+    }
+  }
+  onProgress?.({ phase: "load", loaded: size, total: size });
   return new Model(model, loadMs);
 }

@@ -2,7 +2,7 @@
 // leave the instance usable, constrained output with its parsed value, and the Node CLI.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -24,6 +24,7 @@ test("loads from a path, file URL, Uint8Array, ArrayBuffer, Blob and Response, r
     buffer: smol.buffer.slice(smol.byteOffset, smol.byteOffset + smol.byteLength),
     blob: new Blob([smol]),
     response: new Response(new Blob([smol]).stream(), { headers: { "content-length": String(smol.byteLength) } }),
+    "response of unknown length": new Response(new Blob([smol]).stream()),
   };
   let reference;
   for (const [kind, source] of Object.entries(sources)) {
@@ -43,6 +44,30 @@ test("loads from a path, file URL, Uint8Array, ArrayBuffer, Blob and Response, r
     assert.deepEqual(ids, reference, kind);
     assert.equal(model.detokenize(ids), "Hello world");
   }
+});
+
+test("a model streamed from disk is not held twice: peak RSS stays under 2x the file", () => {
+  // Pieces go through the component's model-loader; the whole file never sits in JS memory.
+  // (VmHWM, not getrusage's maxRSS, which Linux carries over from the forking parent.)
+  const script = `import { loadModel } from ${JSON.stringify(join(repo, "host-js/src/index.js"))};
+    const m = await loadModel(${JSON.stringify(MODELS.gemma)});
+    m.generate("Hello", { maxTokens: 2 });
+    const hwm = (await import("node:fs")).readFileSync("/proc/self/status", "utf8").match(/VmHWM:\\s+(\\d+) kB/)[1];
+    console.log(Number(hwm) * 1024);`;
+  const rss = Number(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" }).trim());
+  const file = statSync(MODELS.gemma).size;
+  assert.ok(rss < 2 * file, `peak RSS ${(rss / 1e6).toFixed(0)} MB for a ${(file / 1e6).toFixed(0)} MB file`);
+});
+
+test("the model-loader refuses more or fewer bytes than announced", async () => {
+  await assert.rejects(
+    loadModel(new Response(new Blob([smol]).stream(), { headers: { "content-length": String(smol.byteLength - 10) } })),
+    (e) => e instanceof InvalidOptionError && /more than the announced/.test(e.message),
+  );
+  await assert.rejects(
+    loadModel(new Response(new Blob([smol.subarray(0, 1000)]).stream(), { headers: { "content-length": "2000" } })),
+    (e) => e instanceof InvalidOptionError && /1000 of the announced 2000 bytes/.test(e.message),
+  );
 });
 
 test("bad models give ModelLoadError with the WIT code", async () => {
