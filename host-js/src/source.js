@@ -90,6 +90,10 @@ async function readFile(path, report) {
  */
 export async function openSource(source, onProgress) {
   const report = (loaded, total) => onProgress?.({ loaded, total });
+  // Already in pieces (e.g. chunks read back from IndexedDB).
+  if (source && typeof source === "object" && Number.isFinite(source.size) && source.chunks?.[Symbol.asyncIterator]) {
+    return { size: source.size, chunks: source.chunks };
+  }
   if (source instanceof Uint8Array || ArrayBuffer.isView(source) || source instanceof ArrayBuffer) {
     return { bytes: await readSource(source, onProgress) };
   }

@@ -61,7 +61,30 @@ export async function deleteStoredModel(url, { idb = globalThis.indexedDB } = {}
  * onProgress({phase: "download" | "cache", loaded, total, storage: "indexeddb" | "memory", message?})
  * Resolves to {bytes, from: "cache" | "network" | "partial", storage}.
  */
-export async function cachedModelBytes(url, { onProgress, chunkBytes = 32 * 1024 * 1024, fetchImpl = fetch, idb = globalThis.indexedDB, storage = globalThis.navigator?.storage } = {}) {
+export async function cachedModelBytes(url, opts = {}) {
+  const r = await storeModel(url, opts);
+  if (r.bytes) return r;
+  const bytes = new Uint8Array(r.meta.size);
+  for await (const [i, piece] of storedChunks(url, r.meta, opts)) bytes.set(piece, i * r.meta.chunkBytes);
+  return { bytes, from: r.from, storage: r.storage };
+}
+
+/**
+ * Like `cachedModelBytes`, but a stored model comes back as `source: {size, chunks}`, its
+ * chunks read from IndexedDB one at a time as `loadModel` streams them into the component,
+ * so the whole file is never in JS memory. The in-memory fallback gives `source: bytes`.
+ */
+export async function cachedModel(url, opts = {}) {
+  const r = await storeModel(url, opts);
+  if (r.bytes) return { source: r.bytes, from: r.from, storage: r.storage, message: r.message };
+  const chunks = (async function* () {
+    for await (const [, piece] of storedChunks(url, r.meta, opts)) yield piece;
+  })();
+  return { source: { size: r.meta.size, chunks }, from: r.from, storage: r.storage };
+}
+
+/** Download what is missing into IndexedDB: {meta, from, storage}, or {bytes, ...} in memory. */
+async function storeModel(url, { onProgress, chunkBytes = 32 * 1024 * 1024, fetchImpl = fetch, idb = globalThis.indexedDB, storage = globalThis.navigator?.storage } = {}) {
   chunkBytes = Math.min(chunkBytes, MAX_CHUNK);
   if (!idb) return memoryDownload(url, fetchImpl, onProgress, "IndexedDB is not available");
   const db = await openDb(idb);
@@ -69,7 +92,7 @@ export async function cachedModelBytes(url, { onProgress, chunkBytes = 32 * 1024
     let meta = await tx(db, "meta", "readonly", (s) => request(s.get(url)));
     if (meta && meta.done.length === Math.ceil(meta.size / meta.chunkBytes)) {
       // Complete: no network at all.
-      return { bytes: await readChunks(db, url, meta, onProgress), from: "cache", storage: "indexeddb" };
+      return { meta, from: "cache", storage: "indexeddb" };
     }
     const head = await fetchImpl(url, { method: "HEAD" });
     if (!head.ok) throw new Error(`cannot fetch ${url}: HTTP ${head.status}`);
@@ -110,7 +133,7 @@ export async function cachedModelBytes(url, { onProgress, chunkBytes = 32 * 1024
       meta.done.push(i);
       await tx(db, "meta", "readwrite", (s) => request(s.put(meta, url)));
     }
-    return { bytes: await readChunks(db, url, meta, onProgress), from, storage: "indexeddb" };
+    return { meta, from, storage: "indexeddb" };
   } finally {
     db.close();
   }
@@ -120,16 +143,20 @@ function chunkLength(meta, i) {
   return Math.min(meta.chunkBytes, meta.size - i * meta.chunkBytes);
 }
 
-async function readChunks(db, url, meta, onProgress) {
-  const bytes = new Uint8Array(meta.size);
-  const chunks = Math.ceil(meta.size / meta.chunkBytes);
-  for (let i = 0; i < chunks; i++) {
-    const blob = await tx(db, "chunks", "readonly", (s) => request(s.get(`${url}#${i}`)));
-    if (!blob) throw new Error(`stored chunk ${i} of ${url} is missing`);
-    bytes.set(new Uint8Array(await blob.arrayBuffer()), i * meta.chunkBytes);
-    onProgress?.({ phase: "cache", loaded: Math.min((i + 1) * meta.chunkBytes, meta.size), total: meta.size, storage: "indexeddb" });
+/** The stored chunks of a complete model, in order: [index, bytes], one read at a time. */
+async function* storedChunks(url, meta, { onProgress, idb = globalThis.indexedDB } = {}) {
+  const db = await openDb(idb);
+  try {
+    const chunks = Math.ceil(meta.size / meta.chunkBytes);
+    for (let i = 0; i < chunks; i++) {
+      const blob = await tx(db, "chunks", "readonly", (s) => request(s.get(`${url}#${i}`)));
+      if (!blob) throw new Error(`stored chunk ${i} of ${url} is missing`);
+      yield [i, new Uint8Array(await blob.arrayBuffer())];
+      onProgress?.({ phase: "cache", loaded: Math.min((i + 1) * meta.chunkBytes, meta.size), total: meta.size, storage: "indexeddb" });
+    }
+  } finally {
+    db.close();
   }
-  return bytes;
 }
 
 async function memoryDownload(url, fetchImpl, onProgress, message) {

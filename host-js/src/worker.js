@@ -1,7 +1,7 @@
 // The inference Web Worker: the page stays responsive while the component loads and runs.
 // Protocol: {id, op, args} in; {id, result} or {id, error} out; {id, progress} while loading.
 import { loadModel } from "./index.js";
-import { cachedModelBytes } from "./weights-store.js";
+import { cachedModel } from "./weights-store.js";
 
 let model = null;
 
@@ -10,14 +10,15 @@ const ops = {
     model?.dispose();
     model = null;
     const progress = (p) => postMessage({ id, progress: p });
-    let bytes = source;
+    let input = source;
     let stored = { from: "given", storage: "none" };
     if (typeof source === "string" && cache) {
-      stored = await cachedModelBytes(new URL(source, self.location.href).href, { onProgress: progress });
-      bytes = stored.bytes;
+      // Stored chunks are streamed from IndexedDB into the component one at a time.
+      stored = await cachedModel(new URL(source, self.location.href).href, { onProgress: progress });
+      input = stored.source;
       if (stored.message) progress({ phase: "download", message: stored.message, storage: stored.storage });
     }
-    model = await loadModel(bytes, { onProgress: progress, componentUrl });
+    model = await loadModel(input, { onProgress: progress, componentUrl });
     return { info: model.info(), loadMs: model.loadMs, from: stored.from, storage: stored.storage, message: stored.message };
   },
   info: () => need().info(),
