@@ -72,6 +72,18 @@ fn bench(args: &[String]) -> Result<()> {
     };
     npm_install("host-js")?;
     npm_install("bench")?;
+    // The browser rows (wllama, the component in Chromium) use Debian's Chromium.
+    if !Path::new("/usr/bin/chromium").exists() && std::env::var_os("CHROMIUM").is_none() {
+        eprintln!("xtask: installing Debian's chromium for the browser rows (apt-get)");
+        let sudo = if is_root() { vec![] } else { vec!["sudo"] };
+        let apt = |args: &[&str]| {
+            let mut argv: Vec<&str> = sudo.clone();
+            argv.extend_from_slice(args);
+            run(Command::new(argv[0]).args(&argv[1..]).env("DEBIAN_FRONTEND", "noninteractive"))
+        };
+        apt(&["apt-get", "update", "-qq"])?;
+        apt(&["apt-get", "install", "-y", "-qq", "chromium"])?;
+    }
     run(Command::new("node").arg("build.mjs").current_dir(root().join("host-js")))?;
     run(Command::new("node").arg("bench/run.mjs").args(args).current_dir(root()))
 }
@@ -82,4 +94,12 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed");
     }
     Ok(())
+}
+
+/// Whether this process runs as root (uid 0), read from /proc on Linux.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
 }
