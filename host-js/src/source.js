@@ -1,28 +1,14 @@
-// Model sources → bytes, with progress: a path (Node), a URL, a Blob/File, an
-// ArrayBuffer/Uint8Array, or a fetch Response.
+// Model sources, with progress: a path (Node), a URL, a Blob/File, an ArrayBuffer/Uint8Array,
+// or a fetch Response — as pieces for the component's model-loader where the size is known,
+// else as one buffer.
 
 const isNode = typeof process !== "undefined" && !!process.versions?.node;
 
-/**
- * @param {string | URL | Blob | ArrayBuffer | ArrayBufferView | Response} source
- * @param {(p: {loaded: number, total: number | undefined}) => void} [onProgress]
- * @returns {Promise<Uint8Array>}
- */
-export async function readSource(source, onProgress) {
-  const report = (loaded, total) => onProgress?.({ loaded, total });
-  if (source instanceof Uint8Array) return done(source, report);
-  if (ArrayBuffer.isView(source)) return done(new Uint8Array(source.buffer, source.byteOffset, source.byteLength), report);
-  if (source instanceof ArrayBuffer) return done(new Uint8Array(source), report);
-  if (typeof Blob !== "undefined" && source instanceof Blob) return readStream(source.stream(), source.size, report);
-  if (typeof Response !== "undefined" && source instanceof Response) return readResponse(source, report);
-  const text = source instanceof URL ? source.href : source;
-  if (typeof text !== "string") throw new TypeError("model source must be a path, URL, Blob, ArrayBuffer, Uint8Array or Response");
-  if (/^(https?|blob|data):/i.test(text) || (!isNode && !/^file:/i.test(text))) {
-    const response = await fetch(text);
-    if (!response.ok) throw new Error(`cannot fetch ${text}: HTTP ${response.status}`);
-    return readResponse(response, report);
-  }
-  return readFile(text, report);
+/** Bytes already in memory, as a Uint8Array view (no copy). */
+function asBytes(source) {
+  if (source instanceof Uint8Array) return source;
+  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  return new Uint8Array(source);
 }
 
 function done(bytes, report) {
@@ -58,30 +44,6 @@ async function readStream(stream, total, report) {
   return loaded === buffer.byteLength ? buffer : buffer.subarray(0, loaded);
 }
 
-async function readFile(path, report) {
-  const { open } = await import("node:fs/promises");
-  const { fileURLToPath } = await import("node:url");
-  const file = await open(/^file:/i.test(path) ? fileURLToPath(path) : path, "r").catch((e) => {
-    if (e.code === "ENOENT") throw Object.assign(new Error(`file not found: ${path}`), { code: "file-not-found" });
-    throw e;
-  });
-  try {
-    const { size } = await file.stat();
-    const bytes = new Uint8Array(size);
-    const chunk = 16 << 20;
-    report(0, size);
-    for (let at = 0; at < size; ) {
-      const { bytesRead } = await file.read(bytes, at, Math.min(chunk, size - at), at);
-      if (bytesRead === 0) throw new Error(`${path}: file shrank while reading`);
-      at += bytesRead;
-      report(at, size);
-    }
-    return bytes;
-  } finally {
-    await file.close();
-  }
-}
-
 /**
  * A model source as pieces for the component's model-loader, so the whole file is never held
  * twice: `{size, chunks}` (an async iterable of Uint8Array, each valid until the next is
@@ -95,7 +57,7 @@ export async function openSource(source, onProgress) {
     return { size: source.size, chunks: source.chunks };
   }
   if (source instanceof Uint8Array || ArrayBuffer.isView(source) || source instanceof ArrayBuffer) {
-    return { bytes: await readSource(source, onProgress) };
+    return { bytes: done(asBytes(source), report) };
   }
   if (typeof Blob !== "undefined" && source instanceof Blob) {
     return { size: source.size, chunks: batched(source.stream(), source.size, report) };
