@@ -193,7 +193,7 @@ impl Model {
         t.prompt_ms = clock.ms();
 
         let clock = Stopwatch::start();
-        let prompt_logits = self.logits(&ev.output);
+        let prompt_logits = self.logits(&ev.output)?;
         let session = c.cache.session(self);
         let mut out = vec![0.0; labels.len()];
         let all: Vec<usize> = (0..labels.len()).collect();

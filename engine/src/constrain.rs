@@ -274,9 +274,9 @@ impl Model {
             let logits = if mask.num_set() <= SPARSE_HEAD_LIMIT {
                 allowed.clear();
                 mask.iter_set_entries(|i| allowed.push(i as u32));
-                self.logits_for(output, &allowed)
+                self.logits_for(output, &allowed)?
             } else {
-                let mut l = self.logits(output);
+                let mut l = self.logits(output)?;
                 for (i, v) in l.iter_mut().enumerate() {
                     if !mask.is_allowed(i as u32) {
                         *v = f32::NEG_INFINITY;

@@ -193,6 +193,13 @@ impl<'a> Cursor<'a> {
 impl Gguf {
     /// Parse the header of a complete GGUF file held in `buf`.
     pub fn parse(buf: &[u8]) -> Result<Gguf> {
+        Gguf::parse_header(buf, buf.len() as u64)
+    }
+
+    /// Parse a GGUF header from `buf`, which holds at least the file's first bytes up to its
+    /// tensor data (see [`Gguf::data_offset`]); `file_len` is the whole file's size, against
+    /// which the tensors' extents are checked. Guests of a remote forward pass hold only this.
+    pub fn parse_header(buf: &[u8], file_len: u64) -> Result<Gguf> {
         if buf.len() < 4 || &buf[..4] != MAGIC {
             let what = if buf.is_empty() {
                 "the file is empty".to_string()
@@ -255,7 +262,7 @@ impl Gguf {
         }
 
         let data_offset = align_up(c.pos as u64, alignment)
-            .filter(|&o| o <= buf.len() as u64)
+            .filter(|&o| o <= file_len)
             .ok_or_else(|| Error::Corrupt("tensor data section starts past the end of the file".into()))?;
 
         let mut tensors = Vec::with_capacity(raws.len());
@@ -285,14 +292,11 @@ impl Gguf {
             let end = data_offset
                 .checked_add(r.rel_offset)
                 .and_then(|o| o.checked_add(size))
-                .filter(|&e| e <= buf.len() as u64)
+                .filter(|&e| e <= file_len)
                 .ok_or_else(|| {
                     Error::Corrupt(format!(
-                        "tensor '{}' ({} bytes at data offset {}) extends past the end of the file ({} bytes)",
-                        r.name,
-                        size,
-                        r.rel_offset,
-                        buf.len()
+                        "tensor '{}' ({} bytes at data offset {}) extends past the end of the file ({file_len} bytes)",
+                        r.name, size, r.rel_offset
                     ))
                 })?;
             tensors.push(TensorInfo {

@@ -12,6 +12,7 @@ pub mod model;
 pub mod parallel;
 pub mod prompt_cache;
 pub mod quant;
+pub mod remote;
 pub mod sampler;
 pub mod storage;
 pub mod tensor;

@@ -10,11 +10,12 @@ pub mod config;
 pub mod kv_cache;
 pub mod ops;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 use crate::quant::{DotType, QuantizedRow};
+use crate::remote::{self, RemoteForward, RemoteOutput, RemoteSequenceState};
 use crate::storage::Storage;
 use crate::tensor::{load_vector, Matrix};
 use crate::tokenizer::Tokenizer;
@@ -46,21 +47,41 @@ pub struct Model {
     pub config: Config,
     /// Shared with the constraint engine, which tokenizes grammar literals.
     pub tokenizer: Arc<Tokenizer>,
+    pub gguf: Gguf,
+    pub file_size: usize,
+    /// Where the forward pass runs.
+    pub backend: Backend,
+}
+
+/// Where a model's forward pass runs.
+pub enum Backend {
+    /// Here, with this build's kernels over weights in this process's memory.
+    Portable(Weights),
+    /// Elsewhere (the host, through wasi:nn): only the tokenizer and config live here.
+    Remote(Arc<dyn RemoteForward>),
+}
+
+/// The weights of the portable forward pass.
+pub struct Weights {
     pub token_embd: Matrix,
     pub layers: Vec<Layer>,
     pub output_norm: Vec<f32>,
     /// The vocabulary projection; the same matrix as `token_embd` when tied.
     pub output: Matrix,
-    pub gguf: Gguf,
-    pub file_size: usize,
+    storage: Arc<Storage>,
 }
 
 /// The last evaluated token's state, ready for the vocabulary projection.
-pub struct Output(QuantizedRow);
+pub enum Output {
+    Local(QuantizedRow),
+    Remote(RemoteOutput),
+}
 
 /// The state of one sequence: its KV cache and the tokens already evaluated.
 pub struct Session {
     caches: Vec<LayerCache>,
+    /// The remote backend's sequence (created on first use).
+    pub(crate) remote: Option<Arc<Mutex<RemoteSequenceState>>>,
     pub tokens: Vec<u32>,
     /// One past the highest position ever written since the last reset: how far back
     /// sliding-window rings still hold what a rollback needs.
@@ -76,6 +97,7 @@ impl Session {
     /// Forget everything after the first `n` tokens, so evaluation can resume from there
     /// (prefix reuse). Returns false, leaving the session as it was, when a sliding-window
     /// ring has already overwritten keys position `n` would need; the caller then restarts.
+    /// (A remote sequence follows the same rule, so guest and host agree on what is possible.)
     pub fn truncate(&mut self, n: usize) -> bool {
         if n >= self.pos() {
             return n == self.pos();
@@ -92,6 +114,11 @@ impl Session {
         self.tokens.clear();
         self.high_water = 0;
     }
+
+    pub(crate) fn advance(&mut self, tokens: &[u32]) {
+        self.tokens.extend_from_slice(tokens);
+        self.high_water = self.high_water.max(self.pos());
+    }
 }
 
 impl Model {
@@ -100,59 +127,38 @@ impl Model {
         let gguf = Gguf::parse(&storage)?;
         let config = Config::from_gguf(&gguf)?;
         let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
-        let c = &config;
-
-        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Matrix> {
-            let info = gguf.tensor(name).ok_or_else(|| Error::Corrupt(format!("missing tensor '{name}'")))?;
-            let m = Matrix::from_info(info, &storage)?;
-            if m.rows != rows || m.cols != cols {
-                return Err(Error::Corrupt(format!(
-                    "tensor '{name}' is {}x{}, expected {rows}x{cols}",
-                    m.rows, m.cols
-                )));
-            }
-            Ok(m)
-        };
-        let vector = |name: &str, len: usize| load_vector(&gguf, &storage, name, len);
-        let opt_vector = |name: &str, len: usize| -> Result<Option<Vec<f32>>> {
-            if gguf.tensor(name).is_some() { vector(name, len).map(Some) } else { Ok(None) }
-        };
-
-        let vocab = tokenizer.vocab_size();
-        let token_embd = matrix("token_embd.weight", vocab, c.n_embd)?;
-        let output = if gguf.tensor("output.weight").is_some() {
-            matrix("output.weight", vocab, c.n_embd)?
-        } else {
-            token_embd.clone()
-        };
-        let mut layers = Vec::with_capacity(c.n_layer);
-        for l in 0..c.n_layer {
-            let p = |s: &str| format!("blk.{l}.{s}.weight");
-            let gemma = c.arch == Arch::Gemma3;
-            let layer = Layer {
-                attn_norm: vector(&p("attn_norm"), c.n_embd)?,
-                wq: matrix(&p("attn_q"), c.q_dim(), c.n_embd)?,
-                wk: matrix(&p("attn_k"), c.kv_dim(), c.n_embd)?,
-                wv: matrix(&p("attn_v"), c.kv_dim(), c.n_embd)?,
-                wo: matrix(&p("attn_output"), c.n_embd, c.q_dim())?,
-                q_norm: if gemma { Some(vector(&p("attn_q_norm"), c.head_dim)?) } else { opt_vector(&p("attn_q_norm"), c.head_dim)? },
-                k_norm: if gemma { Some(vector(&p("attn_k_norm"), c.head_dim)?) } else { opt_vector(&p("attn_k_norm"), c.head_dim)? },
-                post_attn_norm: if gemma { Some(vector(&p("post_attention_norm"), c.n_embd)?) } else { None },
-                ffn_norm: vector(&p("ffn_norm"), c.n_embd)?,
-                w_gate: matrix(&p("ffn_gate"), c.n_ff, c.n_embd)?,
-                w_up: matrix(&p("ffn_up"), c.n_ff, c.n_embd)?,
-                w_down: matrix(&p("ffn_down"), c.n_embd, c.n_ff)?,
-                post_ffn_norm: if gemma { Some(vector(&p("post_ffw_norm"), c.n_embd)?) } else { None },
-            };
-            layers.push(layer);
-        }
-        let output_norm = vector("output_norm.weight", c.n_embd)?;
+        let weights = Weights::load(&gguf, storage.clone(), &config, tokenizer.vocab_size())?;
         let file_size = storage.len();
-        Ok(Model { config, tokenizer, token_embd, layers, output_norm, output, gguf, file_size })
+        Ok(Model { config, tokenizer, gguf, file_size, backend: Backend::Portable(weights) })
+    }
+
+    /// A model whose forward pass runs elsewhere: `header` is the file's first bytes up to
+    /// its tensor data (metadata and tensor table), enough for the tokenizer and config.
+    pub fn remote(header: &[u8], file_size: u64, forward: Arc<dyn RemoteForward>) -> Result<Model> {
+        let gguf = Gguf::parse_header(header, file_size)?;
+        let config = Config::from_gguf(&gguf)?;
+        let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
+        Ok(Model { config, tokenizer, gguf, file_size: file_size as usize, backend: Backend::Remote(forward) })
+    }
+
+    /// What runs the forward pass: "portable", or the remote backend's name.
+    pub fn backend_name(&self) -> String {
+        match &self.backend {
+            Backend::Portable(_) => "portable".into(),
+            Backend::Remote(r) => r.name(),
+        }
+    }
+
+    /// The GGUF header (metadata and tensor table), for serving this model to a remote guest.
+    pub fn header(&self) -> Option<&[u8]> {
+        match &self.backend {
+            Backend::Portable(w) => Some(&w.storage[..self.gguf.data_offset]),
+            Backend::Remote(_) => None,
+        }
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.output.rows
+        self.tokenizer.vocab_size()
     }
 
     /// Number of weights in all tensors.
@@ -162,20 +168,23 @@ impl Model {
 
     pub fn new_session(&self) -> Session {
         let c = &self.config;
-        let caches = (0..c.n_layer)
-            .map(|l| {
-                let ring = if c.is_sliding(l) { c.sliding_window.map(|w| w + UBATCH) } else { None };
-                LayerCache::new(c.kv_dim(), ring)
-            })
-            .collect();
+        let caches = match self.backend {
+            Backend::Portable(_) => (0..c.n_layer)
+                .map(|l| {
+                    let ring = if c.is_sliding(l) { c.sliding_window.map(|w| w + UBATCH) } else { None };
+                    LayerCache::new(c.kv_dim(), ring)
+                })
+                .collect(),
+            Backend::Remote(_) => Vec::new(),
+        };
         let has_rings = (0..c.n_layer).any(|l| c.is_sliding(l));
-        Session { caches, tokens: Vec::new(), high_water: 0, has_rings }
+        Session { caches, remote: None, tokens: Vec::new(), high_water: 0, has_rings }
     }
 
     /// Evaluate `tokens` after what the session holds; returns the logits of the last one.
     pub fn forward(&self, s: &mut Session, tokens: &[u32]) -> Result<Vec<f32>> {
         let out = self.forward_to_output(s, tokens)?;
-        Ok(self.logits(&out))
+        self.logits(&out)
     }
 
     /// Evaluate `tokens` and return the last one's output state (normalised and quantized
@@ -190,38 +199,58 @@ impl Model {
         if s.pos() + tokens.len() > self.config.n_ctx_train {
             return Err(Error::ContextOverflow { needed: s.pos() + tokens.len(), limit: self.config.n_ctx_train });
         }
+        let w = match &self.backend {
+            Backend::Portable(w) => w,
+            Backend::Remote(r) => return remote::forward(r.as_ref(), s, tokens).map(Output::Remote),
+        };
         let mut hidden = Vec::new();
         for chunk in tokens.chunks(UBATCH) {
-            hidden = self.forward_batch(s, chunk);
+            hidden = self.forward_batch(w, s, chunk);
         }
         let mut last = hidden[hidden.len() - self.config.n_embd..].to_vec();
-        rms_norm(&mut last, &self.output_norm, self.config.rms_eps);
-        let mut q = QuantizedRow::new(self.output.dot_type());
+        rms_norm(&mut last, &w.output_norm, self.config.rms_eps);
+        let mut q = QuantizedRow::new(w.output.dot_type());
         q.quantize(&last);
-        Ok(Output(q))
+        Ok(Output::Local(q))
     }
 
     /// Logits over the whole vocabulary.
-    pub fn logits(&self, out: &Output) -> Vec<f32> {
-        let mut logits = vec![0.0; self.output.rows];
-        self.output.matvec(&out.0, &mut logits);
-        logits
+    pub fn logits(&self, out: &Output) -> Result<Vec<f32>> {
+        match (&self.backend, out) {
+            (Backend::Portable(w), Output::Local(q)) => {
+                let mut logits = vec![0.0; w.output.rows];
+                w.output.matvec(q, &mut logits);
+                Ok(logits)
+            }
+            (_, Output::Remote(r)) => r.logits(None, self.vocab_size()),
+            _ => Err(Error::InvalidOption("this output belongs to another backend".into())),
+        }
     }
 
     /// Logits for `ids` only, the others -inf: the sparse output head, for when a constraint
     /// allows few tokens (Gemma's 262k-row projection otherwise dominates a step).
-    pub fn logits_for(&self, out: &Output, ids: &[u32]) -> Vec<f32> {
-        let mut logits = vec![f32::NEG_INFINITY; self.output.rows];
-        let mut some = vec![0.0; ids.len()];
-        self.output.matvec_rows(&out.0, ids, &mut some);
+    pub fn logits_for(&self, out: &Output, ids: &[u32]) -> Result<Vec<f32>> {
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.vocab_size()) {
+            return Err(Error::InvalidOption(format!("token id {bad} is outside the vocabulary ({})", self.vocab_size())));
+        }
+        let some = match (&self.backend, out) {
+            (Backend::Portable(w), Output::Local(q)) => {
+                let mut some = vec![0.0; ids.len()];
+                w.output.matvec_rows(q, ids, &mut some);
+                some
+            }
+            (_, Output::Remote(r)) => r.logits(Some(ids), self.vocab_size())?,
+            _ => return Err(Error::InvalidOption("this output belongs to another backend".into())),
+        };
+        let mut logits = vec![f32::NEG_INFINITY; self.vocab_size()];
         for (&id, v) in ids.iter().zip(some) {
             logits[id as usize] = v;
         }
-        logits
+        Ok(logits)
     }
 
     /// The transformer over one batch of consecutive tokens; returns the final hidden states.
-    fn forward_batch(&self, s: &mut Session, tokens: &[u32]) -> Vec<f32> {
+    fn forward_batch(&self, w: &Weights, s: &mut Session, tokens: &[u32]) -> Vec<f32> {
         let c = &self.config;
         let (n, d) = (tokens.len(), c.n_embd);
         let pos0 = s.pos();
@@ -231,7 +260,7 @@ impl Model {
         let mut x = vec![0.0f32; n * d];
         for (t, &tok) in tokens.iter().enumerate() {
             let row = &mut x[t * d..(t + 1) * d];
-            self.token_embd.row(tok as usize, row);
+            w.token_embd.row(tok as usize, row);
             if c.embed_scale != 1.0 {
                 row.iter_mut().for_each(|v| *v *= c.embed_scale);
             }
@@ -247,7 +276,7 @@ impl Model {
         let mut up = vec![0.0f32; n * c.n_ff];
         let mut scores = Vec::new();
 
-        for (l, layer) in self.layers.iter().enumerate() {
+        for (l, layer) in w.layers.iter().enumerate() {
             let cache = &mut s.caches[l];
             let sliding = c.is_sliding(l);
             let (base, freq_scale) =
@@ -317,9 +346,58 @@ impl Model {
             }
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }
-        s.tokens.extend_from_slice(tokens);
-        s.high_water = s.high_water.max(s.pos());
+        s.advance(tokens);
         x
+    }
+}
+
+impl Weights {
+    fn load(gguf: &Gguf, storage: Arc<Storage>, c: &Config, vocab: usize) -> Result<Weights> {
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Matrix> {
+            let info = gguf.tensor(name).ok_or_else(|| Error::Corrupt(format!("missing tensor '{name}'")))?;
+            let m = Matrix::from_info(info, &storage)?;
+            if m.rows != rows || m.cols != cols {
+                return Err(Error::Corrupt(format!(
+                    "tensor '{name}' is {}x{}, expected {rows}x{cols}",
+                    m.rows, m.cols
+                )));
+            }
+            Ok(m)
+        };
+        let vector = |name: &str, len: usize| load_vector(gguf, &storage, name, len);
+        let opt_vector = |name: &str, len: usize| -> Result<Option<Vec<f32>>> {
+            if gguf.tensor(name).is_some() { vector(name, len).map(Some) } else { Ok(None) }
+        };
+
+        let token_embd = matrix("token_embd.weight", vocab, c.n_embd)?;
+        let output = if gguf.tensor("output.weight").is_some() {
+            matrix("output.weight", vocab, c.n_embd)?
+        } else {
+            token_embd.clone()
+        };
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for l in 0..c.n_layer {
+            let p = |s: &str| format!("blk.{l}.{s}.weight");
+            let gemma = c.arch == Arch::Gemma3;
+            let layer = Layer {
+                attn_norm: vector(&p("attn_norm"), c.n_embd)?,
+                wq: matrix(&p("attn_q"), c.q_dim(), c.n_embd)?,
+                wk: matrix(&p("attn_k"), c.kv_dim(), c.n_embd)?,
+                wv: matrix(&p("attn_v"), c.kv_dim(), c.n_embd)?,
+                wo: matrix(&p("attn_output"), c.n_embd, c.q_dim())?,
+                q_norm: if gemma { Some(vector(&p("attn_q_norm"), c.head_dim)?) } else { opt_vector(&p("attn_q_norm"), c.head_dim)? },
+                k_norm: if gemma { Some(vector(&p("attn_k_norm"), c.head_dim)?) } else { opt_vector(&p("attn_k_norm"), c.head_dim)? },
+                post_attn_norm: if gemma { Some(vector(&p("post_attention_norm"), c.n_embd)?) } else { None },
+                ffn_norm: vector(&p("ffn_norm"), c.n_embd)?,
+                w_gate: matrix(&p("ffn_gate"), c.n_ff, c.n_embd)?,
+                w_up: matrix(&p("ffn_up"), c.n_ff, c.n_embd)?,
+                w_down: matrix(&p("ffn_down"), c.n_embd, c.n_ff)?,
+                post_ffn_norm: if gemma { Some(vector(&p("post_ffw_norm"), c.n_embd)?) } else { None },
+            };
+            layers.push(layer);
+        }
+        let output_norm = vector("output_norm.weight", c.n_embd)?;
+        Ok(Weights { token_embd, layers, output_norm, output, storage })
     }
 }
 
