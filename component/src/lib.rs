@@ -3,10 +3,20 @@
 
 use edgeslm_engine as engine;
 
+#[cfg(not(feature = "wasi-nn"))]
 wit_bindgen::generate!({
     path: "../wit",
     world: "runtime",
 });
+#[cfg(feature = "wasi-nn")]
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "runtime-nn",
+    generate_all,
+});
+
+#[cfg(feature = "wasi-nn")]
+mod nn;
 
 use exports::edgeslm::runtime::inference::{Guest, GuestModel, GuestModelLoader, Model as ModelHandle};
 use std::cell::RefCell;
@@ -113,6 +123,12 @@ fn to_wit(e: engine::Error) -> Error {
 
 impl GuestModel for Model {
     fn load(path: String) -> Result<ModelHandle, Error> {
+        // The accelerated build asks the host first; a host that has not preloaded this
+        // model (wasi:nn `not-found`) gets the portable path.
+        #[cfg(feature = "wasi-nn")]
+        if let Some(m) = nn::load_by_name(&path).map_err(to_wit)? {
+            return Ok(Model::new(m));
+        }
         Ok(Model::new(engine::Model::open(&path).map_err(to_wit)?))
     }
 
@@ -144,7 +160,7 @@ impl GuestModel for Model {
             tokenizer: m.tokenizer.kind.to_string(),
             tensor_types: types,
             file_size: m.file_size as u64,
-            backend: "portable".to_string(),
+            backend: m.backend_name(),
         }
     }
 

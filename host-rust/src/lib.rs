@@ -2,7 +2,11 @@
 //!
 //! [`Host`] compiles the component once (caching the machine code next to it);
 //! [`Session`] is one instance with the model's directory preopened read-only, and wraps
-//! the WIT `model` resource in plain Rust calls.
+//! the WIT `model` resource in plain Rust calls. With [`Backend::WasiNn`] the host also
+//! serves the model's forward pass through wasi:nn ([`nn`]) to the component's
+//! `runtime-nn` build.
+
+pub mod nn;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,7 +31,45 @@ const GUEST_MODEL_DIR: &str = "/model";
 
 struct State {
     wasi: WasiCtx,
+    nn: nn::NnState,
     table: ResourceTable,
+}
+
+/// Where the forward pass runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Inside the component (SIMD128, one thread): works in any host.
+    Portable,
+    /// In this host, natively and multi-threaded, behind wasi:nn (the `runtime-nn` build).
+    WasiNn,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Portable => "portable",
+            Backend::WasiNn => "wasi-nn",
+        }
+    }
+
+    /// The component file `cargo xtask build` writes for this backend.
+    pub fn component_file(self) -> &'static str {
+        match self {
+            Backend::Portable => "edgeslm-component.wasm",
+            Backend::WasiNn => "edgeslm-component-nn.wasm",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Backend> {
+        match s {
+            "portable" => Ok(Backend::Portable),
+            "wasi-nn" => Ok(Backend::WasiNn),
+            _ => bail!("unknown backend {s:?} (portable or wasi-nn)"),
+        }
+    }
 }
 
 impl WasiView for State {
@@ -36,18 +78,27 @@ impl WasiView for State {
     }
 }
 
-/// The compiled component and a linker that provides WASI (and nothing else).
+/// The compiled component and a linker that provides WASI and (used only by the
+/// `runtime-nn` build) wasi:nn.
 pub struct Host {
     engine: Engine,
     component: Component,
     linker: Linker<State>,
     pub component_path: PathBuf,
     pub compile_ms: f64,
+    pub backend: Backend,
+    /// Models served through wasi:nn, shared by every instance.
+    pub registry: nn::Registry,
 }
 
 impl Host {
-    /// Load the component at `path`, compiling it or reusing a cached compilation.
+    /// Load the portable component at `path`, compiling it or reusing a cached compilation.
     pub fn new(path: &Path) -> Result<Host> {
+        Host::with_backend(path, Backend::Portable)
+    }
+
+    /// Load the component at `path` (the build that matches `backend`).
+    pub fn with_backend(path: &Path, backend: Backend) -> Result<Host> {
         let t = Instant::now();
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -60,7 +111,16 @@ impl Host {
         let component = load_cached(&engine, path, &bytes)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Ok(Host { engine, component, linker, component_path: path.to_path_buf(), compile_ms: ms(t) })
+        nn::add_to_linker(&mut linker, |s: &mut State| nn::NnView::new(&mut s.nn, &mut s.table))?;
+        Ok(Host {
+            engine,
+            component,
+            linker,
+            component_path: path.to_path_buf(),
+            compile_ms: ms(t),
+            backend,
+            registry: nn::Registry::default(),
+        })
     }
 
     /// The component's imports, by name: what a guest could reach.
@@ -76,7 +136,8 @@ impl Host {
             wasi.preopened_dir(dir, GUEST_MODEL_DIR, FsPerms::ReadOnly)
                 .map_err(|e| anyhow!("cannot open directory {}: {e}", dir.display()))?;
         }
-        let mut store = Store::new(&self.engine, State { wasi: wasi.build(), table: ResourceTable::new() });
+        let nn = nn::NnState { registry: self.registry.clone() };
+        let mut store = Store::new(&self.engine, State { wasi: wasi.build(), nn, table: ResourceTable::new() });
         let bindings = Runtime::instantiate(&mut store, &self.component, &self.linker)?;
         Ok(Session { store, bindings })
     }
@@ -117,8 +178,7 @@ pub struct Model(ResourceAny);
 impl Session {
     /// Load a model file from the preopened directory (pass the host path of a file inside it).
     pub fn load(&mut self, file: &Path) -> Result<std::result::Result<Model, WitError>> {
-        let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("bad model path"))?;
-        let guest = format!("{GUEST_MODEL_DIR}/{name}");
+        let guest = guest_path(file)?;
         let api = self.bindings.edgeslm_runtime_inference().model();
         Ok(api.call_load(&mut self.store, &guest)?.map(Model))
     }
@@ -249,7 +309,15 @@ impl Default for ClassifyOptions {
     }
 }
 
-/// Open `model` (a host path) in a new instance: preopen its directory and load it.
+/// Where the guest sees a model file: its name in the preopened directory (also the name
+/// a wasi-nn host serves it under).
+pub fn guest_path(file: &Path) -> Result<String> {
+    let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("bad model path"))?;
+    Ok(format!("{GUEST_MODEL_DIR}/{name}"))
+}
+
+/// Open `model` (a host path) in a new instance: preopen its directory and load it (with
+/// [`Backend::WasiNn`], the host first loads it natively, once, and serves it by name).
 /// Returns the session, the model handle and the load time in milliseconds.
 pub fn open_model(host: &Host, model: &Path) -> Result<(Session, Model, f64)> {
     if !model.exists() {
@@ -260,8 +328,11 @@ pub fn open_model(host: &Host, model: &Path) -> Result<(Session, Model, f64)> {
     }
     let abs = model.canonicalize().with_context(|| format!("cannot resolve {}", model.display()))?;
     let dir = abs.parent().ok_or_else(|| anyhow!("model path has no directory"))?;
-    let mut session = host.instantiate(Some(dir))?;
     let t = Instant::now();
+    if host.backend == Backend::WasiNn {
+        host.registry.register(&guest_path(&abs)?, &abs)?;
+    }
+    let mut session = host.instantiate(Some(dir))?;
     let m = session.load(&abs)?.map_err(|e| anyhow!(e.message()))?;
     Ok((session, m, ms(t)))
 }
@@ -270,19 +341,20 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The component built by `cargo xtask build`, found relative to the running executable
-/// (or through `EDGESLM_COMPONENT`).
+/// The portable component built by `cargo xtask build`, found relative to the running
+/// executable (or through `EDGESLM_COMPONENT`).
 pub fn default_component_path() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("EDGESLM_COMPONENT") {
         return Some(PathBuf::from(p));
     }
+    component_beside_exe(Backend::Portable)
+}
+
+/// The component build for `backend` beside the running executable (`cargo xtask build`
+/// puts both in target/release).
+pub fn component_beside_exe(backend: Backend) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    let candidates = [
-        dir.join("edgeslm-component.wasm"),
-        dir.join("../edgeslm-component.wasm"),
-        dir.join("../wasm32-wasip2/release/edgeslm_component.wasm"),
-        dir.join("../../wasm32-wasip2/release/edgeslm_component.wasm"),
-    ];
-    candidates.into_iter().find(|p| p.exists())
+    let file = backend.component_file();
+    [dir.join(file), dir.join("..").join(file)].into_iter().find(|p| p.exists())
 }

@@ -8,7 +8,9 @@
 //!   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
 //!                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
 //!
-//! Common: --component PATH (default: the component built by `cargo xtask build`).
+//! Common: --backend wasi-nn|portable (default wasi-nn: the forward pass runs natively in this
+//! host, multi-threaded, behind wasi:nn; portable: inside the component), --threads N,
+//! --component PATH (default: the build for the backend, from `cargo xtask build`).
 //! Output goes to stdout; progress and timings to stderr; errors are one line and exit 1.
 
 use std::path::PathBuf;
@@ -16,7 +18,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use edgeslm_host::{
-    default_component_path, open_model, ClassifyOptions, Constraint, Example, FinishReason, GenerateOptions, Host,
+    component_beside_exe, open_model, Backend, ClassifyOptions, Constraint, Example, FinishReason, GenerateOptions,
+    Host,
 };
 use serde_json::json;
 
@@ -33,13 +36,20 @@ const USAGE: &str = "usage:
      examples: one {\"text\": ..., \"label\": ...} per line; batch: one {\"text\": ...} (or a JSON
      string) per line, one JSON result per line out, p50/p99 latency on stderr
 options for all commands:
-  --component PATH   the edgeslm component (default: built by `cargo xtask build`)
+  --backend B        wasi-nn (default): the forward pass runs natively in this host, behind
+                     wasi:nn, with the tokenizer, constraints and sampling in the component;
+                     portable: everything inside the component (SIMD128, one thread)
+  --threads N        native threads for the wasi-nn backend (default: all cores)
+  --component PATH   the edgeslm component (default: the backend's build, from `cargo xtask build`;
+                     or $EDGESLM_COMPONENT / $EDGESLM_COMPONENT_NN)
   --quiet            no progress on stderr";
 
 struct Args {
     command: String,
     model: Option<PathBuf>,
     component: Option<PathBuf>,
+    backend: Backend,
+    threads: Option<usize>,
     positional: Vec<String>,
     opts: GenerateOptions,
     json: bool,
@@ -63,6 +73,8 @@ fn parse(argv: Vec<String>) -> Result<Args> {
         command,
         model: None,
         component: None,
+        backend: Backend::WasiNn,
+        threads: None,
         positional: vec![],
         opts: GenerateOptions::default(),
         json: false,
@@ -82,6 +94,8 @@ fn parse(argv: Vec<String>) -> Result<Args> {
         match arg.as_str() {
             "--model" | "-m" => a.model = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
             "--component" => a.component = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
+            "--backend" => a.backend = value::<String>(&arg, it.next())?.parse()?,
+            "--threads" | "-t" => a.threads = Some(value(&arg, it.next())?),
             "--max-tokens" | "-n" => a.opts.max_tokens = Some(value(&arg, it.next())?),
             "--temperature" => a.opts.temperature = Some(value(&arg, it.next())?),
             "--top-k" => a.opts.top_k = Some(value(&arg, it.next())?),
@@ -139,11 +153,29 @@ fn main() -> ExitCode {
 
 fn run(argv: Vec<String>) -> Result<()> {
     let args = parse(argv).map_err(|e| anyhow!("{e}\n{USAGE}"))?;
-    let component = match &args.component {
-        Some(p) => p.clone(),
-        None => default_component_path()
-            .ok_or_else(|| anyhow!("the edgeslm component was not found; build it with `cargo xtask build` or pass --component"))?,
+    let env = match args.backend {
+        Backend::Portable => "EDGESLM_COMPONENT",
+        Backend::WasiNn => "EDGESLM_COMPONENT_NN",
     };
+    let component = match (&args.component, std::env::var_os(env)) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => PathBuf::from(p),
+        (None, None) => component_beside_exe(args.backend).ok_or_else(|| {
+            anyhow!(
+                "the edgeslm component ({}) was not found; build it with `cargo xtask build` or pass --component",
+                args.backend.component_file()
+            )
+        })?,
+    };
+    let threads = args.threads.or_else(|| {
+        (args.backend == Backend::WasiNn).then(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    });
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        edgeslm_engine::parallel::set_threads(n).map_err(|e| anyhow!("--threads {n}: {e}"))?;
+    }
     if !["info", "tokenize", "generate", "classify"].contains(&args.command.as_str()) {
         bail!("unknown command '{}'\n{USAGE}", args.command);
     }
@@ -157,9 +189,20 @@ fn run(argv: Vec<String>) -> Result<()> {
         }
     };
 
-    let host = Host::new(&component).with_context(|| format!("loading component {}", component.display()))?;
+    let host = Host::with_backend(&component, args.backend)
+        .with_context(|| format!("loading component {}", component.display()))?;
     let size = std::fs::metadata(&model_path).map(|m| m.len()).unwrap_or(0);
-    say(format!("edgeslm: loading {} ({:.1} MB) in the component...", model_path.display(), size as f64 / 1e6));
+    say(format!(
+        "edgeslm: loading {} ({:.1} MB), backend {}{}...",
+        model_path.display(),
+        size as f64 / 1e6,
+        args.backend.name(),
+        if args.backend == Backend::WasiNn {
+            format!(" ({} threads)", edgeslm_engine::parallel::threads())
+        } else {
+            String::new()
+        }
+    ));
     let (mut session, model, load_ms) = open_model(&host, &model_path)?;
     say(format!("edgeslm: loaded in {load_ms:.0} ms"));
 

@@ -35,18 +35,28 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Build the component and place it beside the CLI as target/release/edgeslm-component.wasm.
+/// Build both components and place them beside the CLI: target/release/edgeslm-component.wasm
+/// (portable, world `runtime`) and edgeslm-component-nn.wasm (world `runtime-nn`, the
+/// forward pass through the host's wasi:nn). Two cargo runs: one build would unify features.
 fn build_component() -> Result<PathBuf> {
-    eprintln!("xtask: building the component (wasm32-wasip2, simd128)");
-    cargo(&["build", "-p", "edgeslm-component", "--target", "wasm32-wasip2", "--profile", "component"])?;
-    let built = root().join("target/wasm32-wasip2/component/edgeslm_component.wasm");
     let out_dir = root().join("target/release");
     std::fs::create_dir_all(&out_dir)?;
-    let out = out_dir.join("edgeslm-component.wasm");
-    std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
-    let size = std::fs::metadata(&out)?.len();
-    println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
-    Ok(out)
+    let built = root().join("target/wasm32-wasip2/component/edgeslm_component.wasm");
+    let mut portable = None;
+    for (features, name) in [(None, "edgeslm-component.wasm"), (Some("wasi-nn"), "edgeslm-component-nn.wasm")] {
+        eprintln!("xtask: building {name} (wasm32-wasip2, simd128{})", features.map(|f| format!(", {f}")).unwrap_or_default());
+        let mut args = vec!["build", "-p", "edgeslm-component", "--target", "wasm32-wasip2", "--profile", "component"];
+        if let Some(f) = features {
+            args.extend(["--features", f]);
+        }
+        cargo(&args)?;
+        let out = out_dir.join(name);
+        std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
+        let size = std::fs::metadata(&out)?.len();
+        println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
+        portable.get_or_insert(out);
+    }
+    Ok(portable.unwrap())
 }
 
 fn build() -> Result<()> {

@@ -1,0 +1,290 @@
+//! The host's wasi:nn: the native engine serves the step-wise decoding protocol
+//! (docs/wasi-nn.md, `edgeslm_engine::remote`) to the `runtime-nn` build of the component.
+//!
+//! Models are registered once per [`crate::Host`] — memory-mapped, parsed once — and shared
+//! by every instance and every execution context; a context holds one sequence's KV cache.
+//! Graph encoding `ggml`, `load-by-name` only: weights never pass through guest memory.
+//! Malformed tensors get a wasi:nn `invalid-argument` error with a message; nothing the
+//! guest sends can crash the host.
+//!
+//! (wasmtime-wasi-nn 48 can host plug-in backends too, but reports every backend failure
+//! to the guest as "Failed while accessing backend"; implementing the four small wasi:nn
+//! interfaces here keeps the error codes and messages the protocol promises.)
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::{anyhow, Result};
+use edgeslm_engine::remote::{codec, names, ServedSequence, Step};
+use edgeslm_engine::Model as NativeModel;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/deps/wasi-nn",
+        world: "wasi:nn/ml",
+        imports: { default: trappable },
+        with: {
+            "wasi:nn/graph.graph": super::Graph,
+            "wasi:nn/tensor.tensor": super::Tensor,
+            "wasi:nn/inference.graph-execution-context": super::ExecutionContext,
+            "wasi:nn/errors.error": super::NnError,
+        },
+    });
+}
+
+use bindings::wasi::nn::errors::ErrorCode;
+use bindings::wasi::nn::graph::{ExecutionTarget, GraphEncoding};
+use bindings::wasi::nn::tensor::TensorType;
+
+/// Models served by name, shared by every instance of a host.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<RwLock<HashMap<String, (PathBuf, Arc<NativeModel>)>>>);
+
+impl Registry {
+    /// Serve the model file at `path` under `name`: loaded once, then reused by every
+    /// instance that asks for `name` (unless `name` is later given another file).
+    pub fn register(&self, name: &str, path: &Path) -> Result<Arc<NativeModel>> {
+        if let Some((p, m)) = self.0.read().unwrap().get(name) {
+            if p == path {
+                return Ok(m.clone());
+            }
+        }
+        let model = NativeModel::open(path.to_str().ok_or_else(|| anyhow!("model path is not UTF-8"))?)
+            .map_err(|e| anyhow!("{e}"))?;
+        let model = Arc::new(model);
+        self.0.write().unwrap().insert(name.to_string(), (path.to_path_buf(), model.clone()));
+        Ok(model)
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<NativeModel>> {
+        self.0.read().unwrap().get(name).map(|(_, m)| m.clone())
+    }
+}
+
+pub struct Tensor {
+    dimensions: Vec<u32>,
+    ty: TensorType,
+    data: Vec<u8>,
+}
+
+pub struct Graph(Arc<NativeModel>);
+
+pub struct ExecutionContext {
+    model: Arc<NativeModel>,
+    seq: ServedSequence,
+}
+
+pub struct NnError {
+    code: ErrorCode,
+    message: String,
+}
+
+/// What a store holds for wasi:nn.
+pub struct NnState {
+    pub registry: Registry,
+}
+
+/// The view the generated bindings work on.
+pub struct NnView<'a> {
+    state: &'a mut NnState,
+    table: &'a mut ResourceTable,
+}
+
+impl<'a> NnView<'a> {
+    pub fn new(state: &'a mut NnState, table: &'a mut ResourceTable) -> Self {
+        NnView { state, table }
+    }
+
+    fn fail<T>(&mut self, code: ErrorCode, message: impl Into<String>) -> wasmtime::Result<Result<T, Resource<NnError>>> {
+        Ok(Err(self.table.push(NnError { code, message: message.into() })?))
+    }
+}
+
+struct HasNnView;
+impl HasData for HasNnView {
+    type Data<'a> = NnView<'a>;
+}
+
+pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, f: fn(&mut T) -> NnView<'_>) -> Result<()> {
+    bindings::wasi::nn::graph::add_to_linker::<_, HasNnView>(linker, f)?;
+    bindings::wasi::nn::tensor::add_to_linker::<_, HasNnView>(linker, f)?;
+    bindings::wasi::nn::inference::add_to_linker::<_, HasNnView>(linker, f)?;
+    bindings::wasi::nn::errors::add_to_linker::<_, HasNnView>(linker, f)?;
+    Ok(())
+}
+
+type NnResult<T> = wasmtime::Result<Result<T, Resource<NnError>>>;
+
+impl bindings::wasi::nn::graph::Host for NnView<'_> {
+    fn load(&mut self, _builder: Vec<Vec<u8>>, encoding: GraphEncoding, _target: ExecutionTarget) -> NnResult<Resource<Graph>> {
+        if encoding != GraphEncoding::Ggml {
+            return self.fail(ErrorCode::InvalidEncoding, format!("this host serves only the ggml encoding, not {encoding:?}"));
+        }
+        self.fail(
+            ErrorCode::UnsupportedOperation,
+            "load the model with load-by-name: this host preloads GGUF files and never copies weights from the guest",
+        )
+    }
+
+    fn load_by_name(&mut self, name: String) -> NnResult<Resource<Graph>> {
+        match self.state.registry.get(&name) {
+            Some(m) => Ok(Ok(self.table.push(Graph(m))?)),
+            None => self.fail(ErrorCode::NotFound, format!("no model is served under the name {name:?}")),
+        }
+    }
+}
+
+impl bindings::wasi::nn::graph::HostGraph for NnView<'_> {
+    fn init_execution_context(&mut self, graph: Resource<Graph>) -> NnResult<Resource<ExecutionContext>> {
+        let model = self.table.get(&graph)?.0.clone();
+        let seq = ServedSequence::new(&model);
+        Ok(Ok(self.table.push(ExecutionContext { model, seq })?))
+    }
+
+    fn drop(&mut self, graph: Resource<Graph>) -> wasmtime::Result<()> {
+        self.table.delete(graph)?;
+        Ok(())
+    }
+}
+
+/// One I32 vector input, checked against its declared shape.
+fn ids_input(name: &str, t: &Tensor) -> Result<Vec<u32>, String> {
+    if t.ty != TensorType::I32 {
+        return Err(format!("input '{name}' must be I32, not {:?}", t.ty));
+    }
+    let [n] = t.dimensions[..] else {
+        return Err(format!("input '{name}' must have one dimension, not {:?}", t.dimensions));
+    };
+    if t.data.len() as u64 != n as u64 * 4 {
+        return Err(format!("input '{name}': {} bytes of data for {n} I32 elements", t.data.len()));
+    }
+    codec::ids_from_bytes(&t.data).map_err(|e| format!("input '{name}': {e}"))
+}
+
+fn tensor(dimensions: Vec<u32>, ty: TensorType, data: Vec<u8>) -> Tensor {
+    Tensor { dimensions, ty, data }
+}
+
+impl bindings::wasi::nn::inference::HostGraphExecutionContext for NnView<'_> {
+    fn compute(
+        &mut self,
+        ctx: Resource<ExecutionContext>,
+        inputs: Vec<(String, Resource<Tensor>)>,
+    ) -> NnResult<Vec<(String, Resource<Tensor>)>> {
+        let mut named = Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            named.push((name, self.table.delete(t)?));
+        }
+        let outputs = match self.compute_step(&ctx, &named)? {
+            Ok(o) => o,
+            Err((code, message)) => return self.fail(code, message),
+        };
+        let mut out = Vec::with_capacity(outputs.len());
+        for (name, t) in outputs {
+            out.push((name, self.table.push(t)?));
+        }
+        Ok(Ok(out))
+    }
+
+    fn drop(&mut self, ctx: Resource<ExecutionContext>) -> wasmtime::Result<()> {
+        self.table.delete(ctx)?;
+        Ok(())
+    }
+}
+
+type StepOutcome = Result<Vec<(String, Tensor)>, (ErrorCode, String)>;
+
+impl NnView<'_> {
+    fn compute_step(&mut self, ctx: &Resource<ExecutionContext>, inputs: &[(String, Tensor)]) -> wasmtime::Result<StepOutcome> {
+        let ctx = self.table.get_mut(ctx)?;
+        let bad = |m: String| Ok(Err((ErrorCode::InvalidArgument, m)));
+        let (mut tokens, mut position, mut allowed) = (Vec::new(), None, None);
+        for (name, t) in inputs {
+            match name.as_str() {
+                names::HEADER => {
+                    let header = ctx.model.header().unwrap_or_default().to_vec();
+                    let size = ctx.model.file_size as u64;
+                    return Ok(Ok(vec![
+                        (names::HEADER.into(), tensor(vec![header.len() as u32], TensorType::U8, header)),
+                        (names::FILE_SIZE.into(), tensor(vec![1], TensorType::I64, size.to_le_bytes().to_vec())),
+                    ]));
+                }
+                names::TOKENS => match ids_input(name, t) {
+                    Ok(v) => tokens = v,
+                    Err(m) => return bad(m),
+                },
+                names::POSITION => match ids_input(name, t) {
+                    Ok(v) if v.len() == 1 => position = Some(v[0] as usize),
+                    Ok(v) => return bad(format!("input 'position' must hold one value, not {}", v.len())),
+                    Err(m) => return bad(m),
+                },
+                names::ALLOWED => match ids_input(name, t) {
+                    Ok(v) => allowed = Some(v),
+                    Err(m) => return bad(m),
+                },
+                other => {
+                    return bad(format!(
+                        "unknown input {other:?} (the protocol's inputs: tokens, position, allowed, header)"
+                    ))
+                }
+            }
+        }
+        let step = Step { position, tokens: &tokens, allowed: allowed.as_deref() };
+        match ctx.seq.step(&ctx.model, &step) {
+            Ok(logits) => {
+                let n = logits.len() as u32;
+                Ok(Ok(vec![(names::LOGITS.into(), tensor(vec![n], TensorType::Fp32, codec::f32s_to_bytes(&logits)))]))
+            }
+            Err(e @ (edgeslm_engine::Error::InvalidOption(_) | edgeslm_engine::Error::ContextOverflow { .. })) => {
+                bad(e.to_string())
+            }
+            Err(e) => Ok(Err((ErrorCode::RuntimeError, e.to_string()))),
+        }
+    }
+}
+
+impl bindings::wasi::nn::inference::Host for NnView<'_> {}
+
+impl bindings::wasi::nn::tensor::HostTensor for NnView<'_> {
+    fn new(&mut self, dimensions: Vec<u32>, ty: TensorType, data: Vec<u8>) -> wasmtime::Result<Resource<Tensor>> {
+        Ok(self.table.push(tensor(dimensions, ty, data))?)
+    }
+
+    fn dimensions(&mut self, t: Resource<Tensor>) -> wasmtime::Result<Vec<u32>> {
+        Ok(self.table.get(&t)?.dimensions.clone())
+    }
+
+    fn ty(&mut self, t: Resource<Tensor>) -> wasmtime::Result<TensorType> {
+        Ok(self.table.get(&t)?.ty)
+    }
+
+    fn data(&mut self, t: Resource<Tensor>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.table.get(&t)?.data.clone())
+    }
+
+    fn drop(&mut self, t: Resource<Tensor>) -> wasmtime::Result<()> {
+        self.table.delete(t)?;
+        Ok(())
+    }
+}
+
+impl bindings::wasi::nn::tensor::Host for NnView<'_> {}
+
+impl bindings::wasi::nn::errors::HostError for NnView<'_> {
+    fn code(&mut self, e: Resource<NnError>) -> wasmtime::Result<ErrorCode> {
+        Ok(self.table.get(&e)?.code)
+    }
+
+    fn data(&mut self, e: Resource<NnError>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&e)?.message.clone())
+    }
+
+    fn drop(&mut self, e: Resource<NnError>) -> wasmtime::Result<()> {
+        self.table.delete(e)?;
+        Ok(())
+    }
+}
+
+impl bindings::wasi::nn::errors::Host for NnView<'_> {}
