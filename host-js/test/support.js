@@ -56,7 +56,7 @@ export function determinismCases() {
   };
 }
 
-/** The same cases through the Rust CLI: the component in wasmtime. */
+/** The same cases through the Rust CLI: the same (portable) component in wasmtime. */
 export function runCasesInWasmtime(modelPath, cases) {
   const dir = mkdtempSync(join(tmpdir(), "edgeslm-det-"));
   const batch = (name, items) => {
@@ -65,7 +65,7 @@ export function runCasesInWasmtime(modelPath, cases) {
     return p;
   };
   const run = (args) =>
-    execFileSync(rustCli, [...args, "--quiet", "--model", modelPath], { encoding: "utf8", maxBuffer: 1 << 26 })
+    execFileSync(rustCli, [...args, "--quiet", "--backend", "portable", "--model", modelPath], { encoding: "utf8", maxBuffer: 1 << 26 })
       .split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
   const gen = (r) => {
     if (r.error) throw new Error(`wasmtime: ${r.error}`);

@@ -288,3 +288,79 @@ impl bindings::wasi::nn::errors::HostError for NnView<'_> {
 }
 
 impl bindings::wasi::nn::errors::Host for NnView<'_> {}
+
+#[cfg(test)]
+mod tests {
+    //! What a guest could send, malformed: every case is a wasi:nn error with a code and a
+    //! message, and the context still answers a good step afterwards.
+    use super::bindings::wasi::nn::errors::HostError;
+    use super::bindings::wasi::nn::graph::{Host as _, HostGraph};
+    use super::bindings::wasi::nn::inference::HostGraphExecutionContext;
+    use super::bindings::wasi::nn::tensor::HostTensor;
+    use super::*;
+
+    fn model() -> PathBuf {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(p.exists(), "{} is missing: run scripts/fetch-models first", p.display());
+        p
+    }
+
+    fn i32s(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn malformed_tensors_are_wasi_nn_errors() {
+        let registry = Registry::default();
+        let native = registry.register("/model/smol.gguf", &model()).unwrap();
+        let (mut state, mut table) = (NnState { registry }, ResourceTable::new());
+        let mut v = NnView::new(&mut state, &mut table);
+
+        let e = v.load_by_name("/model/other.gguf".into()).unwrap().unwrap_err();
+        assert_eq!(v.code(e).unwrap(), ErrorCode::NotFound);
+        let e = v.load(vec![vec![0; 16]], GraphEncoding::Onnx, ExecutionTarget::Cpu).unwrap().unwrap_err();
+        assert_eq!(v.code(e).unwrap(), ErrorCode::InvalidEncoding);
+        let e = v.load(vec![vec![0; 16]], GraphEncoding::Ggml, ExecutionTarget::Cpu).unwrap().unwrap_err();
+        assert_eq!(v.code(e).unwrap(), ErrorCode::UnsupportedOperation);
+
+        let g = v.load_by_name("/model/smol.gguf".into()).unwrap().unwrap();
+        let ctx = v.init_execution_context(g).unwrap().unwrap();
+        let vocab = native.vocab_size() as i32;
+        let n_ctx = native.config.n_ctx_train;
+        let cases: Vec<(Vec<(&str, Vec<u32>, TensorType, Vec<u8>)>, &str)> = vec![
+            (vec![("tokens", vec![2], TensorType::Fp32, vec![0; 8])], "must be I32"),
+            (vec![("tokens", vec![1, 2], TensorType::I32, i32s(&[1, 2]))], "one dimension"),
+            (vec![("tokens", vec![3], TensorType::I32, i32s(&[1, 2]))], "8 bytes of data for 3"),
+            (vec![("tokens", vec![1], TensorType::I32, i32s(&[-4]))], "negative token id"),
+            (vec![("tokens", vec![1], TensorType::I32, i32s(&[vocab]))], "outside the vocabulary"),
+            (vec![("tokens", vec![1], TensorType::I32, i32s(&[1])), ("position", vec![1], TensorType::I32, i32s(&[9]))], "cannot roll back"),
+            (vec![("tokens", vec![1], TensorType::I32, i32s(&[1])), ("position", vec![2], TensorType::I32, i32s(&[0, 0]))], "one value"),
+            (vec![("tokens", vec![n_ctx as u32 + 1], TensorType::I32, i32s(&vec![1; n_ctx + 1]))], "context overflow"),
+            (vec![("tokens", vec![0], TensorType::I32, vec![])], "no evaluated position"),
+            (vec![("tokens", vec![1], TensorType::I32, i32s(&[1])), ("allowed", vec![1], TensorType::I32, i32s(&[vocab + 7]))], "outside the vocabulary"),
+            (vec![("weights", vec![1], TensorType::U8, vec![0])], "unknown input"),
+        ];
+        for (inputs, expect) in cases {
+            let mut named = vec![];
+            for (name, dims, ty, data) in inputs {
+                named.push((name.to_string(), v.new(dims, ty, data).unwrap()));
+            }
+            let ctx_again = Resource::new_borrow(ctx.rep());
+            let e = v.compute(ctx_again, named).unwrap().expect_err(expect);
+            let (code, msg) = (v.code(Resource::new_borrow(e.rep())).unwrap(), HostError::data(&mut v, Resource::new_borrow(e.rep())).unwrap());
+            assert_eq!(code, ErrorCode::InvalidArgument, "{msg}");
+            assert!(msg.contains(expect), "{msg:?} should say {expect:?}");
+        }
+
+        // The same context still works: evaluate two tokens, then read three logits.
+        let t = v.new(vec![2], TensorType::I32, i32s(&[1, 2])).unwrap();
+        let a = v.new(vec![3], TensorType::I32, i32s(&[0, 5, 9])).unwrap();
+        let out = v.compute(Resource::new_borrow(ctx.rep()), vec![("tokens".into(), t), ("allowed".into(), a)]).unwrap().unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, "logits");
+        let data = HostTensor::data(&mut v, Resource::new_borrow(out[0].1.rep())).unwrap();
+        let logits = codec::f32s_from_bytes(&data).unwrap();
+        assert_eq!(logits.len(), 3);
+        assert!(logits.iter().all(|l| l.is_finite()));
+    }
+}
