@@ -7,7 +7,7 @@ const METRICS = [
   ["prefill64", "prefill 64 tok/s", false],
   ["seedP50", "seed p50 ms, lower is better", true],
 ];
-const COLORS = ["#2e7d32", "#66bb6a", "#1565c0", "#ef6c00", "#ffa726", "#8e24aa", "#757575", "#c62828", "#00838f"];
+const COLORS = ["#2e7d32", "#66bb6a", "#1565c0", "#ef6c00", "#ffa726", "#8e24aa", "#757575", "#c62828", "#00838f", "#4e342e"];
 
 export async function writeChart(results, pngPath) {
   const models = Object.values(results);

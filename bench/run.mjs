@@ -3,6 +3,8 @@
 // (which builds the runners and installs the peers first).
 //   node bench/run.mjs [--runs N] [--models gemma,smollm2] [--only component,native,node,chromium,llamacpp,wllama]
 //   node bench/run.mjs --report-only     # rewrite the report and chart from benchmark.json
+//   node bench/run.mjs --only wasinn,llamacpp --merge   # re-measure some rows, keep the others
+//                                        # from benchmark.json (marked, with their run's commit)
 // Writes bench/results/benchmark.md, benchmark.json and benchmark.png.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -24,6 +26,8 @@ const chosenModels = opt("--models", "gemma,smollm2").split(",");
 const node = process.execPath;
 const RUNNERS = [
   { id: "component", label: "edgeslm component, wasmtime", threads: 1, cmd: [join(repo, "target/release/edgeslm-bench")] },
+  { id: "wasinn", label: "edgeslm component, wasmtime + wasi-nn", threads: 1, cmd: [join(repo, "target/release/edgeslm-bench"), "--backend", "wasi-nn", "--threads", "1"] },
+  { id: "wasinn", label: "edgeslm component, wasmtime + wasi-nn", threads: 2, cmd: [join(repo, "target/release/edgeslm-bench"), "--backend", "wasi-nn", "--threads", "2"] },
   { id: "native", label: "edgeslm native engine", threads: 1, cmd: [join(repo, "target/release/examples/bench_runner"), "--threads", "1"] },
   { id: "native", label: "edgeslm native engine", threads: 2, cmd: [join(repo, "target/release/examples/bench_runner"), "--threads", "2"] },
   { id: "node", label: "edgeslm component, Node (jco)", threads: 1, cmd: [node, join(repo, "bench/runners/node.mjs")] },
@@ -156,9 +160,35 @@ for (const key of chosenModels) {
   }
 }
 machine.loadAfter = loadavg()[0];
+const measured = { commit: machine.commit, date: machine.date };
+for (const m of Object.values(results)) for (const r of m.rows) r.measured = measured;
 
-writeFileSync(join(repo, "bench/results/benchmark.json"), JSON.stringify({ machine, runs: RUNS, results }, null, 1));
-const md = report(machine, results, RUNS);
+// --merge: the rows not re-measured now come from the last benchmark.json, in runner order.
+let notes = [];
+if (argv.includes("--merge")) {
+  const last = JSON.parse(readFileSync(join(repo, "bench/results/benchmark.json"), "utf8"));
+  const order = (r) => RUNNERS.findIndex((x) => x.id === r.id && x.threads === r.threads);
+  for (const [key, old] of Object.entries(last.results)) {
+    if (!results[key]) {
+      results[key] = old;
+      continue;
+    }
+    const fresh = results[key].rows;
+    const kept = old.rows
+      .filter((o) => !fresh.some((r) => r.id === o.id && r.threads === o.threads))
+      .map((o) => ({ ...o, measured: o.measured ?? { commit: last.machine.commit, date: last.machine.date } }));
+    results[key].rows = [...fresh, ...kept].sort((a, b) => order(a) - order(b));
+  }
+  const earlier = [...new Set(Object.values(results).flatMap((m) => m.rows)
+    .filter((r) => r.measured.commit !== measured.commit).map((r) => `${r.measured.commit} (${r.measured.date.slice(0, 10)})`))];
+  if (earlier.length) {
+    notes.push(`rows marked † were measured in an earlier run (commit ${earlier.join(", ")}) and kept by \`--merge\`; their ratios are to this run's llama.cpp row.`);
+  }
+  notes = [...notes, ...(last.notes ?? [])];
+}
+
+writeFileSync(join(repo, "bench/results/benchmark.json"), JSON.stringify({ machine, runs: RUNS, results, notes }, null, 1));
+const md = report(machine, results, RUNS, notes);
 writeFileSync(join(repo, "bench/results/benchmark.md"), md);
 await writeChart(results, join(repo, "bench/results/benchmark.png"));
 process.stdout.write(md);
@@ -179,11 +209,12 @@ function report(machine, results, runs, notes = []) {
     out += `| runtime | threads | prefill 64 tok/s | prefill 512 tok/s | decode tok/s | seed p50 ms | seed p99 ms | valid | load ms | cold start ms | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
     for (const r of rows) {
       const s = r.summary;
+      const label = r.label + (r.measured && r.measured.commit !== machine.commit ? " †" : "");
       if (!s) {
-        out += `| ${r.label} | ${r.threads} | failed |||||||||\n`;
+        out += `| ${label} | ${r.threads} | failed |||||||||\n`;
         continue;
       }
-      out += `| ${r.label} | ${r.threads} | ${cell(s.prefill64)}${ratio(s.prefill64, ref?.prefill64)} | ${cell(s.prefill512)}${ratio(s.prefill512, ref?.prefill512)} | ${cell(s.decode, 1)}${ratio(s.decode, ref?.decode)} | ${cell(s.seedP50)}${ratio(s.seedP50, ref?.seedP50, true)} | ${cell(s.seedP99)}${ratio(s.seedP99, ref?.seedP99, true)} | ${f(s.valid?.median)}/${s.total} | ${cell(s.load)} | ${cell(s.cold)} | ${cell(s.rss)}${s.rss ? ` (${(s.rss.median / fileMb).toFixed(2)}× file)` : ""} |\n`;
+      out += `| ${label} | ${r.threads} | ${cell(s.prefill64)}${ratio(s.prefill64, ref?.prefill64)} | ${cell(s.prefill512)}${ratio(s.prefill512, ref?.prefill512)} | ${cell(s.decode, 1)}${ratio(s.decode, ref?.decode)} | ${cell(s.seedP50)}${ratio(s.seedP50, ref?.seedP50, true)} | ${cell(s.seedP99)}${ratio(s.seedP99, ref?.seedP99, true)} | ${f(s.valid?.median)}/${s.total} | ${cell(s.load)} | ${cell(s.cold)} | ${cell(s.rss)}${s.rss ? ` (${(s.rss.median / fileMb).toFixed(2)}× file)` : ""} |\n`;
     }
     out += `\nFirst seed-job call (prefix not yet evaluated; edgeslm native includes building the constraint engine's token trie): `;
     out += rows.filter((r) => r.summary).map((r) => `${r.label} ${r.threads}t ${f(r.summary.seedFirst?.median)} ms`).join("; ") + ".\n\n";

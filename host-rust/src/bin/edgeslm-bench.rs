@@ -1,11 +1,12 @@
-//! Benchmark runner: the component in wasmtime (1 thread) on one model and one workload
-//! spec (written by `bench/run.mjs`), printing one JSON result. Every runtime of the
-//! benchmark has a runner with this input and output.
-//!   edgeslm-bench --model FILE --spec SPEC.json [--component PATH]
+//! Benchmark runner: the component in wasmtime on one model and one workload spec (written
+//! by `bench/run.mjs`), printing one JSON result. Every runtime of the benchmark has a
+//! runner with this input and output. Portable backend: the forward pass in the component
+//! (1 thread); wasi-nn: in this host, natively, with `--threads N`.
+//!   edgeslm-bench --model FILE --spec SPEC.json [--backend portable|wasi-nn] [--threads N] [--component PATH]
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use edgeslm_host::{default_component_path, open_model, Constraint, GenerateOptions, Host};
+use edgeslm_host::{component_beside_exe, open_model, Backend, Constraint, GenerateOptions, Host};
 use serde_json::{json, Value};
 
 fn ms(t: Instant) -> f64 {
@@ -25,16 +26,19 @@ fn main() -> Result<()> {
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let model_path = flag("--model").ok_or_else(|| anyhow!("--model FILE is required"))?;
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(flag("--spec").ok_or_else(|| anyhow!("--spec is required"))?)?)?;
+    let backend: Backend = flag("--backend").as_deref().unwrap_or("portable").parse()?;
+    let threads: usize = flag("--threads").map(|t| t.parse()).transpose()?.unwrap_or(1);
+    edgeslm_engine::parallel::set_threads(threads).map_err(|e| anyhow!(e))?;
     let component = flag("--component")
         .map(Into::into)
-        .or_else(default_component_path)
+        .or_else(|| component_beside_exe(backend))
         .ok_or_else(|| anyhow!("component not found; run `cargo xtask build`"))?;
     let text = |v: &Value| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("spec: expected a string"));
     let fail = |e: edgeslm_host::WitError| anyhow!(e.message());
 
     // Cold start: engine + (cached) compilation + instantiate + load + first token.
     let t0 = Instant::now();
-    let host = Host::new(std::path::Path::new(&component)).context("loading the component")?;
+    let host = Host::with_backend(std::path::Path::new(&component), backend).context("loading the component")?;
     let compile_ms = host.compile_ms;
     let (mut session, model, load_ms) = open_model(&host, std::path::Path::new(&model_path))?;
     let one = GenerateOptions { max_tokens: Some(1), ..Default::default() };
@@ -73,8 +77,9 @@ fn main() -> Result<()> {
     }
 
     let result = json!({
-        "runtime": "edgeslm component (wasmtime)",
-        "threads": 1,
+        "runtime": format!("edgeslm component (wasmtime, {})", backend.name()),
+        "backend": session.info(model)?.backend,
+        "threads": threads,
         "compile_ms": compile_ms,
         "load_ms": load_ms,
         "cold_start_ms": cold_start_ms,
