@@ -107,6 +107,9 @@ fn unserved_models_fall_back_to_the_portable_path() {
     // And the nn build imports wasi:nn; the portable one imports nothing of the kind.
     assert!(nn.imports().iter().any(|i| i.starts_with("wasi:nn/inference")));
     assert!(!host.imports().iter().any(|i| i.starts_with("wasi:nn")));
+    for i in nn.imports() {
+        assert!(!i.contains("sockets") && !i.contains("http"), "the runtime-nn build imports {i}");
+    }
 }
 
 /// Resident memory of this process, in bytes.
