@@ -226,7 +226,7 @@ fn run(argv: Vec<String>) -> Result<()> {
                 "file_size": i.file_size,
                 "backend": i.backend,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", serde_json::to_string_pretty(&sorted(out))?);
         }
         "tokenize" => {
             let text = one_positional(&args, "TEXT")?;
@@ -296,11 +296,11 @@ fn run_batch(path: &PathBuf, say: &dyn Fn(String), run: &mut dyn FnMut(&str) -> 
             Ok(v) => {
                 latencies.push(t.elapsed().as_secs_f64() * 1000.0);
                 ok += 1;
-                println!("{v}");
+                println!("{}", sorted(v));
             }
             Err(e) => {
                 failed += 1;
-                println!("{}", json!({ "line": n + 1, "error": e.to_string() }));
+                println!("{}", sorted(json!({ "line": n + 1, "error": e.to_string() })));
             }
         }
     }
@@ -359,7 +359,7 @@ fn generate(
         None => {
             let out = run(&one_positional(args, "PROMPT")?)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                println!("{}", serde_json::to_string_pretty(&sorted(out))?);
             } else {
                 println!("{}", out["text"].as_str().unwrap_or_default());
             }
@@ -401,9 +401,24 @@ fn classify(args: &Args, session: &mut edgeslm_host::Session, model: edgeslm_hos
     match &args.batch {
         None => {
             let text = one_positional(args, "TEXT")?;
-            println!("{}", serde_json::to_string_pretty(&run(&text)?)?);
+            println!("{}", serde_json::to_string_pretty(&sorted(run(&text)?))?);
             Ok(())
         }
         Some(batch) => run_batch(batch, say, &mut run),
+    }
+}
+
+/// JSON objects with their keys sorted, whatever serde_json's map type is in this build
+/// (its `preserve_order` feature can be switched on by any crate in the build); the Node
+/// CLI prints the same.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<(String, serde_json::Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sorted).collect()),
+        v => v,
     }
 }
