@@ -17,15 +17,6 @@ const PROMPTS: [&str; 3] = [
     "1, 2, 3, 4, 5,",
 ];
 
-const TICKET: &str = r#"{"type":"object","properties":{"category":{"enum":["incident","billing","inquiry"]},"urgency":{"type":"integer","minimum":1,"maximum":5},"resolvedOffline":{"type":"boolean"}},"required":["category","urgency","resolvedOffline"],"additionalProperties":false}"#;
-
-const MESSAGES: [&str; 4] = [
-    "the dashboard is down for everyone since 9am",
-    "I was charged twice for my subscription this month",
-    "how do I export my data to CSV?",
-    "app crashes when offline, fixed itself after restart",
-];
-
 fn pair(file: &str) -> (Arc<Model>, Model) {
     let local = Arc::new(Model::open(model_path(file).to_str().unwrap()).unwrap());
     let header = local.header().unwrap().to_vec();
@@ -52,9 +43,9 @@ fn remote_forward_gives_the_portable_outputs() {
         let (ca, cb) = (Constrainer::new(&local).unwrap(), Constrainer::new(&remote).unwrap());
         let (mut pa, mut pb) = (PromptCache::default(), PromptCache::default());
         let copts = GenerateOptions { max_tokens: 48, ..Default::default() };
-        for m in MESSAGES {
+        for m in SUPPORT_MESSAGES {
             let prompt = format!("Turn the support message into a ticket.\nMessage: {m}\nTicket JSON:");
-            let c = Constraint::JsonSchema(TICKET.into());
+            let c = Constraint::JsonSchema(TICKET_SCHEMA.into());
             let a = local.generate_constrained(&ca, &mut pa, &prompt, &c, &copts).unwrap();
             let b = remote.generate_constrained(&cb, &mut pb, &prompt, &c, &copts).unwrap();
             assert_eq!(a.text, b.text, "{file} {m:?}");
@@ -67,7 +58,7 @@ fn remote_forward_gives_the_portable_outputs() {
             ..Default::default()
         };
         let (mut ka, mut kb) = (Classifier::default(), Classifier::default());
-        for m in MESSAGES {
+        for m in SUPPORT_MESSAGES {
             let a = local.classify(&mut ka, m, &labels, &copts).unwrap();
             let b = remote.classify(&mut kb, m, &labels, &copts).unwrap();
             assert_eq!(a.label, b.label, "{file} {m:?}");

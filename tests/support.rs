@@ -62,6 +62,19 @@ pub fn model_path(file: &str) -> PathBuf {
     p
 }
 
+/// The seed job's ticket schema, compact.
+pub const TICKET_SCHEMA: &str = r#"{"type":"object","properties":{"category":{"enum":["incident","billing","inquiry"]},"urgency":{"type":"integer","minimum":1,"maximum":5},"resolvedOffline":{"type":"boolean"}},"required":["category","urgency","resolvedOffline"],"additionalProperties":false}"#;
+
+/// Short support messages for the equality tests of the remote and wasi-nn paths.
+pub const SUPPORT_MESSAGES: [&str; 6] = [
+    "the dashboard is down for everyone since 9am",
+    "I was charged twice for my subscription this month",
+    "how do I export my data to CSV?",
+    "app crashes when offline, fixed itself after restart",
+    "please update the billing address on my invoice",
+    "is there a dark mode?",
+];
+
 pub const GEMMA: &str = "gemma-3-270m-q4_k_m.gguf";
 pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const GEMMA_FIXTURE: &str = "gemma3-270m-q4_k_m.json";

@@ -25,22 +25,11 @@ fn host(backend: Backend) -> Host {
     Host::with_backend(&component(backend), backend).unwrap()
 }
 
-const TICKET: &str = r#"{"type":"object","properties":{"category":{"enum":["incident","billing","inquiry"]},"urgency":{"type":"integer","minimum":1,"maximum":5},"resolvedOffline":{"type":"boolean"}},"required":["category","urgency","resolvedOffline"],"additionalProperties":false}"#;
-
 const PROMPTS: [&str; 4] = [
     "The capital of France is",
     "Write a short poem about rain:",
     "def fibonacci(n):",
     "Translate to French: good morning, my friend.",
-];
-
-const MESSAGES: [&str; 6] = [
-    "the dashboard is down for everyone since 9am",
-    "I was charged twice for my subscription this month",
-    "how do I export my data to CSV?",
-    "app crashes when offline, fixed itself after restart",
-    "please update the billing address on my invoice",
-    "is there a dark mode?",
 ];
 
 /// Everything the fixed inputs produce, as comparable values.
@@ -56,9 +45,9 @@ fn outputs(backend: Backend, file: &str) -> (String, Vec<String>) {
         out.push(format!("generate {p:?}: {:?} {:?} {:?}", g.text, g.tokens, g.finish_reason));
     }
     let json = GenerateOptions { max_tokens: Some(64), temperature: Some(0.0), ..Default::default() };
-    for msg in MESSAGES {
+    for msg in SUPPORT_MESSAGES {
         let prompt = format!("Turn the support message into a ticket.\nMessage: {msg}\nTicket JSON:");
-        let g = s.generate_constrained(m, &prompt, &Constraint::JsonSchema(TICKET.into()), &json).unwrap().unwrap();
+        let g = s.generate_constrained(m, &prompt, &Constraint::JsonSchema(TICKET_SCHEMA.into()), &json).unwrap().unwrap();
         out.push(format!("constrained {msg:?}: {:?} {:?}", g.text, g.tokens));
     }
     let labels: Vec<String> = ["incident", "billing", "inquiry"].map(String::from).to_vec();
@@ -70,7 +59,7 @@ fn outputs(backend: Backend, file: &str) -> (String, Vec<String>) {
         ],
         ..Default::default()
     };
-    for msg in MESSAGES {
+    for msg in SUPPORT_MESSAGES {
         let c = s.classify(m, msg, &labels, &opts).unwrap().unwrap();
         let bits: Vec<(String, u64, u64)> =
             c.scores.iter().map(|x| (x.label.clone(), x.probability.to_bits(), x.uncalibrated.to_bits())).collect();
@@ -134,7 +123,7 @@ fn instances_share_one_copy_of_the_weights() {
     let mut after = vec![];
     for i in 0..8 {
         let (mut s, m, _) = open_model(&host, &file).unwrap();
-        let c = s.classify(m, MESSAGES[i % MESSAGES.len()], &labels, &ClassifyOptions::default()).unwrap().unwrap();
+        let c = s.classify(m, SUPPORT_MESSAGES[i % SUPPORT_MESSAGES.len()], &labels, &ClassifyOptions::default()).unwrap().unwrap();
         assert!(labels.contains(&c.label));
         sessions.push(s);
         after.push(rss());
