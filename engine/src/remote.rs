@@ -165,10 +165,7 @@ impl ServedSequence {
                 })?;
                 match allowed {
                     None => model.logits(out),
-                    Some(ids) => {
-                        let all = model.logits_for(out, ids)?;
-                        Ok(ids.iter().map(|&i| all[i as usize]).collect())
-                    }
+                    Some(ids) => model.logits_of(out, ids),
                 }
             }
         }

@@ -125,20 +125,29 @@ impl Model {
     pub fn load(storage: Storage) -> Result<Model> {
         let storage = Arc::new(storage);
         let gguf = Gguf::parse(&storage)?;
-        let config = Config::from_gguf(&gguf)?;
-        let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
-        let weights = Weights::load(&gguf, storage.clone(), &config, tokenizer.vocab_size())?;
         let file_size = storage.len();
-        Ok(Model { config, tokenizer, gguf, file_size, backend: Backend::Portable(weights) })
+        Model::assemble(gguf, file_size, |gguf, config, tokenizer| {
+            Weights::load(gguf, storage, config, tokenizer.vocab_size()).map(Backend::Portable)
+        })
     }
 
     /// A model whose forward pass runs elsewhere: `header` is the file's first bytes up to
     /// its tensor data (metadata and tensor table), enough for the tokenizer and config.
     pub fn remote(header: &[u8], file_size: u64, forward: Arc<dyn RemoteForward>) -> Result<Model> {
         let gguf = Gguf::parse_header(header, file_size)?;
+        Model::assemble(gguf, file_size as usize, |_, _, _| Ok(Backend::Remote(forward)))
+    }
+
+    /// Config and tokenizer from the GGUF metadata, then the backend that runs the forward pass.
+    fn assemble(
+        gguf: Gguf,
+        file_size: usize,
+        backend: impl FnOnce(&Gguf, &Config, &Tokenizer) -> Result<Backend>,
+    ) -> Result<Model> {
         let config = Config::from_gguf(&gguf)?;
         let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
-        Ok(Model { config, tokenizer, gguf, file_size: file_size as usize, backend: Backend::Remote(forward) })
+        let backend = backend(&gguf, &config, &tokenizer)?;
+        Ok(Model { config, tokenizer, gguf, file_size, backend })
     }
 
     /// What runs the forward pass: "portable", or the remote backend's name.
@@ -230,23 +239,27 @@ impl Model {
     /// Logits for `ids` only, the others -inf: the sparse output head, for when a constraint
     /// allows few tokens (Gemma's 262k-row projection otherwise dominates a step).
     pub fn logits_for(&self, out: &Output, ids: &[u32]) -> Result<Vec<f32>> {
-        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.vocab_size()) {
-            return Err(Error::InvalidOption(format!("token id {bad} is outside the vocabulary ({})", self.vocab_size())));
-        }
-        let some = match (&self.backend, out) {
-            (Backend::Portable(w), Output::Local(q)) => {
-                let mut some = vec![0.0; ids.len()];
-                w.output.matvec_rows(q, ids, &mut some);
-                some
-            }
-            (_, Output::Remote(r)) => r.logits(Some(ids), self.vocab_size())?,
-            _ => return Err(Error::InvalidOption("this output belongs to another backend".into())),
-        };
         let mut logits = vec![f32::NEG_INFINITY; self.vocab_size()];
-        for (&id, v) in ids.iter().zip(some) {
+        for (&id, v) in ids.iter().zip(self.logits_of(out, ids)?) {
             logits[id as usize] = v;
         }
         Ok(logits)
+    }
+
+    /// The logits of `ids`, in their order (the sparse head, without the full vector).
+    pub fn logits_of(&self, out: &Output, ids: &[u32]) -> Result<Vec<f32>> {
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.vocab_size()) {
+            return Err(Error::InvalidOption(format!("token id {bad} is outside the vocabulary ({})", self.vocab_size())));
+        }
+        match (&self.backend, out) {
+            (Backend::Portable(w), Output::Local(q)) => {
+                let mut some = vec![0.0; ids.len()];
+                w.output.matvec_rows(q, ids, &mut some);
+                Ok(some)
+            }
+            (_, Output::Remote(r)) => r.logits(Some(ids), self.vocab_size()),
+            _ => Err(Error::InvalidOption("this output belongs to another backend".into())),
+        }
     }
 
     /// The transformer over one batch of consecutive tokens; returns the final hidden states.
