@@ -85,6 +85,15 @@ impl Constrainer {
         Ok(Constrainer { factory, eos })
     }
 
+    /// Whether `text` is a complete output of `constraint` (used to check answers that come
+    /// from elsewhere, e.g. a cloud model, against the grammar the local path enforces).
+    pub fn accepts(&self, model: &Model, constraint: &Constraint, text: &str) -> Result<bool> {
+        let mut m = self.matcher(constraint)?;
+        let tokens = model.tokenizer.encode(text, false, false);
+        let consumed = m.try_consume_tokens(&tokens).map_err(engine_error)?;
+        Ok(consumed == tokens.len() && (m.is_stopped() || m.is_accepting().unwrap_or(false)))
+    }
+
     /// Compile a constraint, or say precisely why it cannot be enforced.
     fn matcher(&self, c: &Constraint) -> Result<Matcher> {
         let grammar = match c {
@@ -225,7 +234,7 @@ impl Model {
             session.reset();
         }
         cache.trim();
-        let tokens = result?;
+        let (tokens, logprobs) = result?;
         let text = self.tokenizer.decode(&tokens);
         Ok(Generation {
             text,
@@ -233,6 +242,7 @@ impl Model {
             prompt_tokens: prompt_ids.len(),
             finish_reason: FinishReason::EndOfGeneration,
             timings,
+            logprobs,
         })
     }
 
@@ -246,10 +256,11 @@ impl Model {
         output: &mut Output,
         opts: &GenerateOptions,
         timings: &mut Timings,
-    ) -> Result<Vec<u32>> {
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
         let clock = Stopwatch::start();
         let max = opts.max_tokens as usize;
         let mut tokens: Vec<u32> = Vec::new();
+        let mut logprobs: Vec<f32> = Vec::new();
         let mut allowed: Vec<u32> = Vec::new();
         while !matcher.is_stopped() && tokens.len() < max {
             // Jump-forward: what the grammar forces is appended and evaluated in one batch.
@@ -285,6 +296,7 @@ impl Model {
                 l
             };
             let next = sampler.sample(&logits);
+            logprobs.push(log_softmax_at(&logits, next));
             if next == cons.eos {
                 break; // only allowed where the output is complete
             }
@@ -300,6 +312,13 @@ impl Model {
         if !matcher.is_stopped() && !matcher.is_accepting().unwrap_or(false) {
             return Err(Error::OutputTruncated { tokens: max });
         }
-        Ok(tokens)
+        Ok((tokens, logprobs))
     }
+}
+
+/// log p(id) under softmax(logits); -inf entries (masked tokens) contribute nothing.
+fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().filter(|v| v.is_finite()).map(|&v| ((v - max) as f64).exp()).sum();
+    (logits[id as usize] - max) - sum.ln() as f32
 }

@@ -74,6 +74,21 @@ pub struct Generation {
     pub prompt_tokens: usize,
     pub finish_reason: FinishReason,
     pub timings: Timings,
+    /// Constrained generation: the natural-log probability of each token the sampler chose,
+    /// among the tokens the constraint allowed at that step (forced tokens are certain and
+    /// not listed). Empty for unconstrained generation.
+    pub logprobs: Vec<f32>,
+}
+
+impl Generation {
+    /// The mean of `logprobs`: how sure the model was where it had a choice (0 = certain;
+    /// 0 too when the constraint forced every token). Routing uses it as a confidence.
+    pub fn mean_logprob(&self) -> f64 {
+        if self.logprobs.is_empty() {
+            return 0.0;
+        }
+        self.logprobs.iter().map(|&l| l as f64).sum::<f64>() / self.logprobs.len() as f64
+    }
 }
 
 impl Model {
@@ -152,6 +167,7 @@ impl Model {
             prompt_tokens: prompt_ids.len(),
             finish_reason: finish,
             timings,
+            logprobs: Vec::new(),
         })
     }
 }

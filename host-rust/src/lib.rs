@@ -7,6 +7,7 @@
 //! `runtime-nn` build.
 
 pub mod nn;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,7 +28,7 @@ pub use exports::edgeslm::runtime::types::{
 };
 
 /// Where the model's directory appears inside the guest.
-const GUEST_MODEL_DIR: &str = "/model";
+pub(crate) const GUEST_MODEL_DIR: &str = "/model";
 
 struct State {
     wasi: WasiCtx,
@@ -145,7 +146,7 @@ impl Host {
 
 /// Compiling the component takes seconds; its machine code is cached beside it, keyed by
 /// the component's bytes and the engine's settings.
-fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
+pub(crate) fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
@@ -337,7 +338,7 @@ pub fn open_model(host: &Host, model: &Path) -> Result<(Session, Model, f64)> {
     Ok((session, m, ms(t)))
 }
 
-fn ms(t: Instant) -> f64 {
+pub(crate) fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 

@@ -8,6 +8,9 @@
 //!   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
 //!                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
 //!
+//!   edgeslm bake     --model FILE --out SERVICE.wasm [--warm /v1/classify=REQUEST.json]...
+//!   edgeslm serve    [--addr 127.0.0.1:8080] [--env KEY=VALUE]... [--model FILE] [SERVICE.wasm]
+//!
 //! Common: --backend wasi-nn|portable (default wasi-nn: the forward pass runs natively in this
 //! host, multi-threaded, behind wasi:nn; portable: inside the component), --threads N,
 //! --component PATH (default: the build for the backend, from `cargo xtask build`).
@@ -35,7 +38,15 @@ const USAGE: &str = "usage:
                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
      examples: one {\"text\": ..., \"label\": ...} per line; batch: one {\"text\": ...} (or a JSON
      string) per line, one JSON result per line out, p50/p99 latency on stderr
-options for all commands:
+  edgeslm bake     --model FILE --out SERVICE.wasm [--warm /v1/classify=REQUEST.json]...
+                   [--component edgeslm-service.wasm]
+     pre-initialize the HTTP service with the model (and the warm-up requests' prompt state):
+     the output's memory image holds the parsed model, so an instance starts in microseconds
+  edgeslm serve    [--addr 127.0.0.1:8080] [--env KEY[=VALUE]]... [--model FILE] [SERVICE.wasm]
+     serve a wasi:http component (default: the unbaked service, which then needs --model) with
+     a fresh instance per request, as `wasmtime serve` does; EDGESLM_* variables of this
+     process are passed to the guest (see docs/http-service.md)
+options for model commands:
   --backend B        wasi-nn (default): the forward pass runs natively in this host, behind
                      wasi:nn, with the tokenizer, constraints and sampling in the component;
                      portable: everything inside the component (SIMD128, one thread)
@@ -152,6 +163,11 @@ fn main() -> ExitCode {
 }
 
 fn run(argv: Vec<String>) -> Result<()> {
+    match argv.first().map(String::as_str) {
+        Some("serve") => return serve(&argv[1..]),
+        Some("bake") => return bake(&argv[1..]),
+        _ => {}
+    }
     let args = parse(argv).map_err(|e| anyhow!("{e}\n{USAGE}"))?;
     let env = match args.backend {
         Backend::Portable => "EDGESLM_COMPONENT",
@@ -421,4 +437,85 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
         serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sorted).collect()),
         v => v,
     }
+}
+
+/// `edgeslm serve`: a wasi:http component, one instance per request.
+fn serve(argv: &[String]) -> Result<()> {
+    let mut addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let mut options = edgeslm_host::service::ServeOptions::default();
+    let mut component = None;
+    // The service's configuration: EDGESLM_* of this process, then --env.
+    options.env = std::env::vars().filter(|(k, _)| k.starts_with("EDGESLM_") && !k.starts_with("EDGESLM_COMPONENT")).collect();
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value\n{USAGE}"));
+        match arg.as_str() {
+            "--addr" => addr = value()?.parse().map_err(|e| anyhow!("--addr: {e} (e.g. 127.0.0.1:8080)"))?,
+            "--model" | "-m" => options.model = Some(PathBuf::from(value()?)),
+            "--component" => component = Some(PathBuf::from(value()?)),
+            "--env" => {
+                let v = value()?;
+                let (k, v) = match v.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (v.clone(), std::env::var(&v).map_err(|_| anyhow!("--env {v}: not set in this environment"))?),
+                };
+                options.env.retain(|(key, _)| *key != k);
+                options.env.push((k, v));
+            }
+            s if s.starts_with('-') => bail!("unknown option {s}\n{USAGE}"),
+            s => component = Some(PathBuf::from(s)),
+        }
+    }
+    let component = match component {
+        Some(c) => c,
+        None => edgeslm_host::service::service_beside_exe().ok_or_else(|| {
+            anyhow!("the service component was not found; build it with `cargo xtask build` or pass SERVICE.wasm")
+        })?,
+    };
+    if let Some(m) = &options.model {
+        if !m.is_file() {
+            bail!("file not found: {}", m.display());
+        }
+    }
+    eprintln!("edgeslm serve: compiling {} ...", component.display());
+    edgeslm_host::service::serve(&component, addr, options, |bound, server| {
+        eprintln!("edgeslm serve: listening on http://{bound} (ready in {:.0} ms)", server.compile_ms);
+    })
+}
+
+/// `edgeslm bake`: the service with the model in its memory image.
+fn bake(argv: &[String]) -> Result<()> {
+    let (mut model, mut out, mut component) = (None, None, None);
+    let mut warm = Vec::new();
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value\n{USAGE}"));
+        match arg.as_str() {
+            "--model" | "-m" => model = Some(PathBuf::from(value()?)),
+            "--out" | "-o" => out = Some(PathBuf::from(value()?)),
+            "--component" => component = Some(PathBuf::from(value()?)),
+            "--warm" => warm.push(edgeslm_host::service::warm_request(&value()?)?),
+            s => bail!("unknown argument {s}\n{USAGE}"),
+        }
+    }
+    let model = model.ok_or_else(|| anyhow!("--model FILE is required"))?;
+    let out = out.ok_or_else(|| anyhow!("--out SERVICE.wasm is required"))?;
+    if !model.is_file() {
+        bail!("file not found: {}", model.display());
+    }
+    let component = match component {
+        Some(c) => c,
+        None => edgeslm_host::service::service_beside_exe()
+            .ok_or_else(|| anyhow!("the service component was not found; build it with `cargo xtask build` or pass --component"))?,
+    };
+    let r = edgeslm_host::service::bake(&component, &model, &warm, &out, &|m| eprintln!("{m}"))?;
+    eprintln!(
+        "edgeslm bake: wrote {} ({:.1} MB) in {:.1} s (model push + parse {:.1} s, warm-up {:.1} s)",
+        out.display(),
+        r.out_bytes as f64 / 1e6,
+        r.total_ms / 1000.0,
+        r.push_ms / 1000.0,
+        r.warm_ms / 1000.0
+    );
+    Ok(())
 }

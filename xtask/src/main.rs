@@ -56,6 +56,12 @@ fn build_component() -> Result<PathBuf> {
         println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
         portable.get_or_insert(out);
     }
+    eprintln!("xtask: building edgeslm-service.wasm (wasm32-wasip2, simd128; world service)");
+    cargo(&["build", "-p", "edgeslm-service", "--target", "wasm32-wasip2", "--profile", "component"])?;
+    let out = out_dir.join("edgeslm-service.wasm");
+    std::fs::copy(root().join("target/wasm32-wasip2/component/edgeslm_service.wasm"), &out)?;
+    let size = std::fs::metadata(&out)?.len();
+    println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
     Ok(portable.unwrap())
 }
 

@@ -1,0 +1,354 @@
+//! The HTTP API: routes, request and response bodies, and how every error becomes a status
+//! and a typed JSON error (`{"error": {"type", "message"}}`). No wasi:http here; `http.rs`
+//! moves the bytes, `cloud.rs` asks the upstream.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::engine::{self, timing::Stopwatch};
+use crate::{cloud, Origin, Service, SERVICE};
+
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+    /// The `allow` header of a 405.
+    pub allow: Option<&'static str>,
+}
+
+pub fn error(status: u16, kind: &str, message: impl Into<String>) -> Response {
+    Response { status, body: json!({ "error": { "type": kind, "message": message.into() } }), allow: None }
+}
+
+fn ok(body: Value) -> Response {
+    Response { status: 200, body, allow: None }
+}
+
+pub fn handle(req: &Request, config: &Config) -> Response {
+    let allowed = match req.path.as_str() {
+        "/v1/health" | "/v1/model" => "GET",
+        "/v1/classify" | "/v1/generate" => "POST",
+        _ => return error(404, "not_found", format!("no route {}; see /v1/health, /v1/model, /v1/classify, /v1/generate", req.path)),
+    };
+    if req.method != allowed {
+        return Response { allow: Some(allowed), ..error(405, "method_not_allowed", format!("{} takes {allowed}, not {}", req.path, req.method)) };
+    }
+    match req.path.as_str() {
+        "/v1/health" => health(),
+        "/v1/model" => with_service(config, |s| Ok(ok(model_info(s)))),
+        "/v1/classify" => match parse::<ClassifyRequest>(&req.body) {
+            Ok(body) => with_service(config, |s| classify(s, body, config)),
+            Err(e) => e,
+        },
+        _ => match parse::<GenerateRequest>(&req.body) {
+            Ok(body) => with_service(config, |s| generate(s, body, config)),
+            Err(e) => e,
+        },
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => error(400, "invalid_request", e.to_string()),
+            _ => error(400, "malformed_json", e.to_string()),
+        }
+    })
+}
+
+/// Run `f` on the instance's model: the baked one, or the file `EDGESLM_MODEL` names.
+fn with_service(config: &Config, f: impl FnOnce(&mut Service) -> Result<Response, Response>) -> Response {
+    let loaded = SERVICE.with_borrow_mut(|slot| -> Result<(), Response> {
+        if slot.is_some() {
+            return Ok(());
+        }
+        let path = config.model_path.as_deref().ok_or_else(|| {
+            error(503, "model_unavailable", "no model: this component was not baked (edgeslm bake) and EDGESLM_MODEL is not set")
+        })?;
+        let clock = Stopwatch::start();
+        let model = engine::Model::open(path).map_err(|e| error(503, "model_unavailable", format!("{path}: {e}")))?;
+        *slot = Some(Service {
+            model,
+            classifier: engine::Classifier::default(),
+            constrainer: None,
+            origin: Origin::File { path: path.to_string(), load_ms: clock.ms() },
+        });
+        Ok(())
+    });
+    if let Err(e) = loaded {
+        return e;
+    }
+    SERVICE.with_borrow_mut(|slot| match f(slot.as_mut().unwrap()) {
+        Ok(r) | Err(r) => r,
+    })
+}
+
+fn health() -> Response {
+    let origin = SERVICE.with_borrow(|s| s.as_ref().map(|s| s.origin.clone()));
+    ok(json!({
+        "status": "ok",
+        "model_loaded": origin.is_some(),
+        "baked": matches!(origin, Some(Origin::Baked { .. })),
+    }))
+}
+
+fn model_info(s: &Service) -> Value {
+    let m = &s.model;
+    let c = &m.config;
+    let (origin, load_ms, path) = match &s.origin {
+        Origin::Baked { load_ms } => ("baked", *load_ms, None),
+        Origin::File { path, load_ms } => ("file", *load_ms, Some(path.clone())),
+    };
+    json!({
+        "architecture": c.arch.name(),
+        "name": m.gguf.get_str("general.name"),
+        "parameter_count": m.parameter_count(),
+        "layers": c.n_layer,
+        "context_length": c.n_ctx_train,
+        "embedding_length": c.n_embd,
+        "vocab_size": m.vocab_size(),
+        "tokenizer": m.tokenizer.kind.to_string(),
+        "file_size": m.file_size,
+        "backend": m.backend_name(),
+        "origin": origin,
+        "path": path,
+        "load_ms": load_ms,
+        "constraint_engine_ready": s.constrainer.is_some(),
+    })
+}
+
+/// An engine error as a status and a type: the caller's mistakes are 4xx, a model that
+/// cannot be used is 503.
+fn engine_error(e: engine::Error) -> Response {
+    use engine::Error as E;
+    let (status, kind) = match &e {
+        E::InvalidSchema(_) => (400, "invalid_schema"),
+        E::UnsupportedSchema(_) => (400, "unsupported_schema"),
+        E::InvalidRegex(_) => (400, "invalid_regex"),
+        E::InvalidGrammar(_) => (400, "invalid_grammar"),
+        E::InvalidLabels(_) => (400, "invalid_labels"),
+        E::InvalidOption(_) => (400, "invalid_option"),
+        E::ContextOverflow { .. } => (400, "context_overflow"),
+        E::ConstraintUnsatisfiable(_) => (422, "constraint_unsatisfiable"),
+        E::OutputTruncated { .. } => (422, "output_truncated"),
+        _ => (503, "model_unavailable"),
+    };
+    error(status, kind, e.to_string())
+}
+
+/// Where an answer may come from.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteMode {
+    /// Local, or the cloud when the local answer is below the configured threshold.
+    #[default]
+    Auto,
+    Local,
+    /// The cloud (the local answer is the fallback).
+    Cloud,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    pub text: String,
+    pub label: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyRequest {
+    pub text: String,
+    pub labels: Vec<String>,
+    pub instruction: Option<String>,
+    #[serde(default)]
+    pub examples: Vec<Example>,
+    pub calibrate: Option<bool>,
+    #[serde(default)]
+    pub route: RouteMode,
+}
+
+fn classify(s: &mut Service, req: ClassifyRequest, config: &Config) -> Result<Response, Response> {
+    let total = Stopwatch::start();
+    let opts = engine::ClassifyOptions {
+        instruction: req.instruction.clone(),
+        examples: req.examples.iter().map(|e| (e.text.clone(), e.label.clone())).collect(),
+        calibrate: req.calibrate.unwrap_or(true),
+    };
+    let c = s.model.classify(&mut s.classifier, &req.text, &req.labels, &opts).map_err(engine_error)?;
+    let t = &c.timings;
+    let scores: Vec<Value> = req
+        .labels
+        .iter()
+        .zip(c.scores.iter().zip(&c.uncalibrated))
+        .map(|(l, (p, u))| json!({ "label": l, "probability": p, "uncalibrated": u }))
+        .collect();
+    let mut body = json!({
+        "label": c.label,
+        "confidence": c.confidence,
+        "scores": scores,
+        "route": "local",
+        "degraded": false,
+        "timings": {
+            "prompt_tokens": t.prompt_tokens,
+            "reused_tokens": t.reused_tokens,
+            "prompt_ms": t.prompt_ms,
+            "scoring_ms": t.scoring_ms,
+            "calibration_ms": t.calibration_ms,
+            "local_ms": t.total_ms,
+        },
+    });
+    let wanted = match req.route {
+        RouteMode::Local => false,
+        RouteMode::Cloud => true,
+        RouteMode::Auto => config.min_confidence.is_some_and(|min| c.confidence < min),
+    };
+    if wanted {
+        let reason = match req.route {
+            RouteMode::Cloud => "requested".to_string(),
+            _ => format!("confidence {:.3} below {}", c.confidence, config.min_confidence.unwrap_or(0.0)),
+        };
+        let clock = Stopwatch::start();
+        let answer = cloud::classify(config, &req);
+        body["timings"]["upstream_ms"] = json!(clock.ms());
+        body["route_reason"] = json!(reason);
+        match answer {
+            Ok(label) => {
+                body["local"] = json!({ "label": c.label, "confidence": c.confidence });
+                body["label"] = json!(label);
+                body["route"] = json!("cloud");
+            }
+            Err(e) => {
+                body["degraded"] = json!(true);
+                body["upstream_error"] = json!(e);
+            }
+        }
+    }
+    body["timings"]["total_ms"] = json!(total.ms());
+    Ok(ok(body))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateOptions {
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_k: Option<u32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<u64>,
+    pub chat: Option<bool>,
+    pub parse_special: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateRequest {
+    pub prompt: String,
+    /// A schema object (or a string holding one).
+    pub json_schema: Option<Value>,
+    pub regex: Option<String>,
+    pub grammar: Option<String>,
+    #[serde(default)]
+    pub options: GenerateOptions,
+    #[serde(default)]
+    pub route: RouteMode,
+}
+
+impl GenerateRequest {
+    pub fn constraint(&self) -> Result<engine::Constraint, Response> {
+        match (&self.json_schema, &self.regex, &self.grammar) {
+            (Some(Value::String(s)), None, None) => Ok(engine::Constraint::JsonSchema(s.clone())),
+            (Some(v @ Value::Object(_)), None, None) => Ok(engine::Constraint::JsonSchema(v.to_string())),
+            (Some(_), None, None) => Err(error(400, "invalid_schema", "json_schema must be a JSON object (or a string holding one)")),
+            (None, Some(r), None) => Ok(engine::Constraint::Regex(r.clone())),
+            (None, None, Some(g)) => Ok(engine::Constraint::Grammar(g.clone())),
+            _ => Err(error(400, "invalid_request", "give exactly one of json_schema, regex, grammar")),
+        }
+    }
+}
+
+fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Response, Response> {
+    let total = Stopwatch::start();
+    let constraint = req.constraint()?;
+    let d = engine::GenerateOptions::default();
+    let o = &req.options;
+    let opts = engine::GenerateOptions {
+        max_tokens: o.max_tokens.unwrap_or(d.max_tokens),
+        sampler: engine::SamplerConfig {
+            temperature: o.temperature.unwrap_or(d.sampler.temperature),
+            top_k: o.top_k.unwrap_or(d.sampler.top_k),
+            top_p: o.top_p.unwrap_or(d.sampler.top_p),
+            seed: o.seed.unwrap_or(d.sampler.seed),
+        },
+        stop: vec![],
+        parse_special: o.parse_special.unwrap_or(d.parse_special),
+        chat: o.chat.unwrap_or(d.chat),
+    };
+    let setup = Stopwatch::start();
+    s.constrainer().map_err(engine_error)?;
+    let setup_ms = setup.ms();
+    let cons = s.constrainer.as_ref().unwrap();
+    let g = s
+        .model
+        .generate_constrained(cons, &mut s.classifier.cache, &req.prompt, &constraint, &opts)
+        .map_err(engine_error)?;
+    let mean_logprob = g.mean_logprob();
+    let value = |text: &str| match constraint {
+        engine::Constraint::JsonSchema(_) => serde_json::from_str::<Value>(text).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let t = &g.timings;
+    let mut body = json!({
+        "text": g.text,
+        "value": value(&g.text),
+        "finish_reason": "stop",
+        "tokens": g.tokens.len(),
+        "mean_logprob": mean_logprob,
+        "route": "local",
+        "degraded": false,
+        "timings": {
+            "prompt_tokens": g.prompt_tokens,
+            "prefill_tokens": t.prefill_tokens,
+            "prefill_ms": t.prefill_ms,
+            "decode_tokens": t.decode_tokens,
+            "decode_ms": t.decode_ms,
+            "constraint_setup_ms": setup_ms,
+        },
+    });
+    let wanted = match req.route {
+        RouteMode::Local => false,
+        RouteMode::Cloud => true,
+        RouteMode::Auto => config.min_logprob.is_some_and(|min| mean_logprob < min),
+    };
+    if wanted {
+        let reason = match req.route {
+            RouteMode::Cloud => "requested".to_string(),
+            _ => format!("mean logprob {mean_logprob:.3} below {}", config.min_logprob.unwrap_or(0.0)),
+        };
+        let clock = Stopwatch::start();
+        let answer = cloud::generate(config, &req, |text| cons.accepts(&s.model, &constraint, text).unwrap_or(false));
+        body["timings"]["upstream_ms"] = json!(clock.ms());
+        body["route_reason"] = json!(reason);
+        match answer {
+            Ok(text) => {
+                body["local"] = json!({ "text": g.text, "mean_logprob": mean_logprob });
+                body["value"] = value(&text);
+                body["text"] = json!(text);
+                body["route"] = json!("cloud");
+            }
+            Err(e) => {
+                body["degraded"] = json!(true);
+                body["upstream_error"] = json!(e);
+            }
+        }
+    }
+    body["timings"]["total_ms"] = json!(total.ms());
+    Ok(ok(body))
+}

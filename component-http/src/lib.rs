@@ -1,0 +1,136 @@
+//! The edgeslm HTTP service (world `service`): `wasi:http/incoming-handler` in front of the
+//! engine, for `wasmtime serve`, Spin and other wasi:http hosts.
+//!
+//! Edge hosts create an instance per request, so the model must already be in the
+//! instance's memory: `edgeslm bake` pushes it through the `bake` interface and snapshots
+//! the instance (wizer). An instance that was not baked loads the file named by
+//! `EDGESLM_MODEL` on its first request instead (slow; kept for development and to measure
+//! what baking saves).
+
+use std::cell::RefCell;
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "service",
+    generate_all,
+});
+
+mod api;
+mod cloud;
+mod config;
+mod http;
+
+use edgeslm_engine as engine;
+use engine::timing::Stopwatch;
+
+/// The model and the state kept between calls in one instance (and, baked, in every one).
+pub struct Service {
+    pub model: engine::Model,
+    pub classifier: engine::Classifier,
+    /// The constraint engine (token trie); built by the bake, or on the first generate.
+    pub constrainer: Option<engine::Constrainer>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// Parsed during `edgeslm bake`; part of the memory image.
+    Baked { load_ms: f64 },
+    /// Loaded from `EDGESLM_MODEL` by this instance.
+    File { path: String, load_ms: f64 },
+}
+
+impl Service {
+    fn constrainer(&mut self) -> engine::Result<&engine::Constrainer> {
+        if self.constrainer.is_none() {
+            self.constrainer = Some(engine::Constrainer::new(&self.model)?);
+        }
+        Ok(self.constrainer.as_ref().unwrap())
+    }
+}
+
+thread_local! {
+    /// The component is single-threaded; thread-locals are plain statics in its memory,
+    /// which is what the snapshot keeps.
+    static SERVICE: RefCell<Option<Service>> = const { RefCell::new(None) };
+    /// The model file while `bake` receives it.
+    static PENDING: RefCell<Option<(u64, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+struct Component;
+
+impl Guest for Component {
+    /// The bake's last step. The model was pushed before; nothing is left to do here, but
+    /// wizer needs a named init function, and a bake without a model is refused.
+    fn wizer_initialize() {
+        SERVICE.with_borrow(|s| {
+            if s.is_none() {
+                // A trap fails the bake with this message in the host's error.
+                panic!("edgeslm bake: wizer-initialize ran before a model was pushed");
+            }
+        })
+    }
+}
+
+impl exports::edgeslm::runtime::bake::Guest for Component {
+    fn begin(size: u64) -> Result<(), String> {
+        let mut bytes = Vec::new();
+        let n = usize::try_from(size).map_err(|_| format!("{size} bytes do not fit a 32-bit memory"))?;
+        bytes.try_reserve_exact(n).map_err(|_| format!("cannot reserve {size} bytes for the model"))?;
+        PENDING.set(Some((size, bytes)));
+        Ok(())
+    }
+
+    fn push(piece: Vec<u8>) -> Result<(), String> {
+        PENDING.with_borrow_mut(|p| {
+            let (size, bytes) = p.as_mut().ok_or("bake: push before begin")?;
+            if bytes.len() as u64 + piece.len() as u64 > *size {
+                return Err(format!("bake: more than the announced {size} bytes were pushed"));
+            }
+            bytes.extend_from_slice(&piece);
+            Ok(())
+        })
+    }
+
+    fn finish() -> Result<String, String> {
+        let (size, bytes) = PENDING.take().ok_or("bake: finish before begin")?;
+        if bytes.len() as u64 != size {
+            return Err(format!("bake: {} of the announced {size} bytes were pushed", bytes.len()));
+        }
+        let clock = Stopwatch::start();
+        let model = engine::Model::from_bytes(bytes).map_err(|e| e.to_string())?;
+        let constrainer = engine::Constrainer::new(&model).map_err(|e| e.to_string())?;
+        let load_ms = clock.ms();
+        let c = &model.config;
+        let summary = format!(
+            "{} ({}, {} layers, vocabulary {}), parsed and constraint engine built in {:.0} ms",
+            model.gguf.get_str("general.name").unwrap_or("unnamed"),
+            c.arch.name(),
+            c.n_layer,
+            model.vocab_size(),
+            load_ms
+        );
+        SERVICE.set(Some(Service {
+            model,
+            classifier: engine::Classifier::default(),
+            constrainer: Some(constrainer),
+            origin: Origin::Baked { load_ms },
+        }));
+        Ok(summary)
+    }
+
+    fn warm(method: String, path: String, body: Vec<u8>) -> (u16, String) {
+        // Local only, and no configuration read: the environment would be cached into the
+        // image, and no network handle survives the snapshot.
+        let response = api::handle(&api::Request { method, path, body }, &config::Config::for_bake());
+        (response.status, response.body.to_string())
+    }
+}
+
+impl exports::wasi::http::incoming_handler::Guest for Component {
+    fn handle(request: wasi::http::types::IncomingRequest, out: wasi::http::types::ResponseOutparam) {
+        http::serve(request, out)
+    }
+}
+
+export!(Component);

@@ -1,0 +1,316 @@
+//! The HTTP service component (world `service`) in wasmtime.
+//!
+//! [`Server`] is `edgeslm serve`: the machinery of `wasmtime serve` (wasmtime-wasi-http on
+//! hyper and tokio), one fresh instance per request, bound to 127.0.0.1 by default.
+//! [`bake`] is `edgeslm bake`: it instantiates the service once, pushes a model through the
+//! `bake` interface, runs the warm-up requests, and snapshots the instance with wizer, so
+//! that every later instance starts with the parsed model in its memory image (mapped
+//! copy-on-write by wasmtime: instantiation costs an mmap, not a 250 MB parse).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use hyper::server::conn::http1;
+use wasmtime::component::{Component, Instance, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::{guest_path, load_cached, ms, GUEST_MODEL_DIR};
+
+/// The service component `cargo xtask build` writes (not baked).
+pub const SERVICE_FILE: &str = "edgeslm-service.wasm";
+
+/// Per-request store data: WASI, wasi:http and their handles.
+struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}
+
+fn engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // A baked image's data is mapped copy-on-write into each instance (the default; said
+    // here because the per-request cost depends on it).
+    config.memory_init_cow(true);
+    Ok(Engine::new(&config)?)
+}
+
+fn linker(engine: &Engine) -> Result<Linker<RequestState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    Ok(linker)
+}
+
+/// What each request's instance sees besides the request.
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    /// Environment variables (the service's configuration: EDGESLM_UPSTREAM_URL, ...).
+    pub env: Vec<(String, String)>,
+    /// For a component that was not baked: the GGUF each instance loads (its directory is
+    /// preopened read-only at /model and EDGESLM_MODEL points at it).
+    pub model: Option<PathBuf>,
+}
+
+pub struct Server {
+    pre: ProxyPre<RequestState>,
+    env: Vec<(String, String)>,
+    model_dir: Option<PathBuf>,
+    /// Compiling (or loading the cached compilation of) the component.
+    pub compile_ms: f64,
+}
+
+impl Server {
+    pub fn new(component: &Path, options: ServeOptions) -> Result<Server> {
+        let t = Instant::now();
+        let engine = engine()?;
+        let bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
+        let compiled = load_cached(&engine, component, &bytes)?;
+        drop(bytes);
+        let pre = ProxyPre::new(linker(&engine)?.instantiate_pre(&compiled)?)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} is not a wasi:http/incoming-handler component", component.display()))?;
+        let mut env = options.env;
+        let mut model_dir = None;
+        if let Some(model) = &options.model {
+            let abs = model.canonicalize().with_context(|| format!("model {}", model.display()))?;
+            env.push(("EDGESLM_MODEL".into(), guest_path(&abs)?));
+            model_dir = abs.parent().map(Path::to_path_buf);
+        }
+        Ok(Server { pre, env, model_dir, compile_ms: ms(t) })
+    }
+
+    fn store(&self) -> Result<Store<RequestState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stderr();
+        wasi.envs(&self.env);
+        if let Some(dir) = &self.model_dir {
+            wasi.preopened_dir(dir, GUEST_MODEL_DIR, FsPerms::ReadOnly)
+                .map_err(|e| anyhow!("cannot open directory {}: {e}", dir.display()))?;
+        }
+        let state = RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new() };
+        Ok(Store::new(self.pre.engine(), state))
+    }
+
+    /// One request, in a fresh instance.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let mut store = self.store()?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        // The guest runs in its own task: it may keep writing the body after the headers.
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => {
+                let e = match task.await {
+                    Ok(Ok(())) => anyhow!("the guest did not set a response"),
+                    Ok(Err(e)) => anyhow::Error::from(e),
+                    Err(e) => e.into(),
+                };
+                Err(e.context("the guest failed before responding"))
+            }
+        }
+    }
+
+    /// Accept connections until the process ends (HTTP/1.1, keep-alive).
+    pub async fn run(self: Arc<Self>, listener: tokio::net::TcpListener) -> Result<()> {
+        loop {
+            let (client, _) = listener.accept().await?;
+            let server = self.clone();
+            tokio::task::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    async move {
+                        match server.handle(req).await {
+                            Ok(r) => Ok::<_, std::convert::Infallible>(r),
+                            Err(e) => Ok(internal_error(&e)),
+                        }
+                    }
+                });
+                if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(client), service).await {
+                    if !e.is_incomplete_message() {
+                        eprintln!("edgeslm serve: connection: {e}");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// A fault outside the guest's own answers (a trap, a host error): 500 with the same error
+/// shape the service uses.
+fn internal_error(e: &anyhow::Error) -> hyper::Response<HyperOutgoingBody> {
+    use http_body_util::BodyExt;
+    let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+    eprintln!("edgeslm serve: 500: {msg}");
+    let body = serde_json::json!({ "error": { "type": "internal", "message": msg } }).to_string();
+    let body = http_body_util::Full::new(bytes::Bytes::from(body)).map_err(|never| match never {}).boxed_unsync();
+    hyper::Response::builder()
+        .status(500)
+        .header("content-type", "application/json")
+        .body(body)
+        .expect("a valid response")
+}
+
+/// Bind and serve on a tokio runtime; `on_ready` gets the bound address (port 0 picks one).
+pub fn serve(component: &Path, addr: SocketAddr, options: ServeOptions, on_ready: impl FnOnce(SocketAddr, &Server)) -> Result<()> {
+    let server = Arc::new(Server::new(component, options)?);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        on_ready(listener.local_addr()?, &server);
+        server.run(listener).await
+    })
+}
+
+/// A request the bake runs so its state (prompt cache, calibration prior) is in the image.
+pub struct WarmRequest {
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+pub struct BakeReport {
+    /// The guest's one-line description of the parsed model.
+    pub model: String,
+    pub out_bytes: u64,
+    pub push_ms: f64,
+    pub warm_ms: f64,
+    pub total_ms: f64,
+}
+
+/// Pre-initialize the service component with `model` and write the snapshot to `out`.
+pub fn bake(component: &Path, model: &Path, warm: &[WarmRequest], out: &Path, say: &dyn Fn(String)) -> Result<BakeReport> {
+    let total = Instant::now();
+    let wasm = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
+    let size = std::fs::metadata(model).with_context(|| format!("model {}", model.display()))?.len();
+    let engine = engine()?;
+    let linker = linker(&engine)?;
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.inherit_stderr();
+    let state = RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new() };
+    let mut store = Store::new(&engine, state);
+    // The snapshot reads the whole linear memory (the model and all) back out of the guest
+    // as one list; the default per-call cap on guest-to-host data is 128 MiB.
+    store.set_hostcall_fuel(usize::MAX);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut report = BakeReport { model: String::new(), out_bytes: 0, push_ms: 0.0, warm_ms: 0.0, total_ms: 0.0 };
+    let mut wizer = wasmtime_wizer::Wizer::new();
+    // Dropping the init function breaks the component (its lift still names the core
+    // export); keeping it is harmless: it only checks that a model is present.
+    wizer.keep_init_func(true);
+    let snapshot = rt.block_on(wizer.run_component(&mut store, &wasm, async |store: &mut Store<RequestState>, c: &Component| {
+        say(format!("bake: instantiating {}", component.display()));
+        let instance = linker.instantiate_async(&mut *store, c).await?;
+        let t = Instant::now();
+        report.model = push_model(store, &instance, model, size, say).await.map_err(wasmtime::Error::from_anyhow)?;
+        report.push_ms = ms(t);
+        let t = Instant::now();
+        for (i, w) in warm.iter().enumerate() {
+            let (status, body) = call::<(String, String, Vec<u8>), ((u16, String),)>(store, &instance, "warm", ("POST".into(), w.path.clone(), w.body.clone()))
+                .await
+                .map_err(wasmtime::Error::from_anyhow)?
+                .0;
+            if status != 200 {
+                return Err(wasmtime::Error::from_anyhow(anyhow!("bake: warm-up request {} ({}) answered {status}: {body}", i + 1, w.path)));
+            }
+            say(format!("bake: warm-up {} ({}) done", i + 1, w.path));
+        }
+        report.warm_ms = ms(t);
+        say("bake: snapshotting the instance".into());
+        Ok(instance)
+    }));
+    let (snapshot, _) = snapshot.map_err(|e| anyhow!("{e:?}"))?;
+    std::fs::write(out, &snapshot).with_context(|| format!("cannot write {}", out.display()))?;
+    report.out_bytes = snapshot.len() as u64;
+    report.total_ms = ms(total);
+    Ok(report)
+}
+
+/// Stream the model file into the instance through `bake.begin/push/finish`.
+async fn push_model(store: &mut Store<RequestState>, instance: &Instance, model: &Path, size: u64, say: &dyn Fn(String)) -> Result<String> {
+    use std::io::Read;
+    let to_err = |e: String| anyhow!("bake: {e}");
+    call::<(u64,), (Result<(), String>,)>(store, instance, "begin", (size,)).await?.0.map_err(to_err)?;
+    let mut file = std::fs::File::open(model).with_context(|| format!("cannot open {}", model.display()))?;
+    let mut piece = vec![0u8; 8 << 20];
+    let mut sent = 0u64;
+    let mut next_report = 0u64;
+    loop {
+        let n = file.read(&mut piece)?;
+        if n == 0 {
+            break;
+        }
+        call::<(&[u8],), (Result<(), String>,)>(store, instance, "push", (&piece[..n],)).await?.0.map_err(to_err)?;
+        sent += n as u64;
+        if sent >= next_report {
+            say(format!("bake: pushed {:.0} of {:.0} MB", sent as f64 / 1e6, size as f64 / 1e6));
+            next_report += 64 << 20;
+        }
+    }
+    let summary = call::<(), (Result<String, String>,)>(store, instance, "finish", ()).await?.0.map_err(to_err)?;
+    say(format!("bake: {summary}"));
+    Ok(summary)
+}
+
+/// Call `edgeslm:runtime/bake@0.1.0#name`.
+async fn call<P, R>(store: &mut Store<RequestState>, instance: &Instance, name: &str, params: P) -> Result<R>
+where
+    P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
+    R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift + Send + Sync + 'static,
+{
+    let iface = instance
+        .get_export_index(&mut *store, None, "edgeslm:runtime/bake@0.1.0")
+        .ok_or_else(|| anyhow!("the component does not export edgeslm:runtime/bake (is it the service build?)"))?;
+    let func = instance
+        .get_export_index(&mut *store, Some(&iface), name)
+        .ok_or_else(|| anyhow!("bake.{name} is missing"))?;
+    let f = instance.get_typed_func::<P, R>(&mut *store, func)?;
+    Ok(f.call_async(&mut *store, params).await?)
+}
+
+/// Where `cargo xtask build` puts the service component, relative to the running executable.
+pub fn service_beside_exe() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join(SERVICE_FILE), dir.join("..").join(SERVICE_FILE)].into_iter().find(|p| p.exists())
+}
+
+/// Parse `PATH=FILE` warm-up arguments (`/v1/classify=seed.json`).
+pub fn warm_request(arg: &str) -> Result<WarmRequest> {
+    let (path, file) = arg.split_once('=').ok_or_else(|| anyhow!("--warm takes PATH=FILE, e.g. /v1/classify=request.json"))?;
+    if !path.starts_with("/v1/") {
+        bail!("--warm {arg}: the path must be an endpoint such as /v1/classify");
+    }
+    let body = std::fs::read(file).with_context(|| format!("--warm {arg}"))?;
+    Ok(WarmRequest { path: path.to_string(), body })
+}
