@@ -1,0 +1,441 @@
+//! The HTTP service (world `service`) served by `edgeslm serve`'s machinery on 127.0.0.1:
+//! baked with Gemma 3 270M, every endpoint and every error path, the hybrid cloud route
+//! against a test upstream (valid answers, invalid answers, errors, a timeout), and the
+//! unbaked build loading the model per instance.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use edgeslm_host::service::{self, ServeOptions, WarmRequest};
+use edgeslm_tests::*;
+use serde_json::{json, Value};
+
+fn service_component() -> PathBuf {
+    let p = root().join("target/release").join(service::SERVICE_FILE);
+    assert!(p.exists(), "{} is missing: run `cargo xtask build` first", p.display());
+    p
+}
+
+fn example(name: &str) -> Value {
+    let path = root().join("examples/http-service").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The baked service, once per test run (bake: ~10 s; the compiled image is cached beside it).
+fn baked() -> PathBuf {
+    static BAKED: OnceLock<PathBuf> = OnceLock::new();
+    BAKED
+        .get_or_init(|| {
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("edgeslm-service-gemma-baked.wasm");
+            let warm = vec![WarmRequest { path: "/v1/classify".into(), body: example("classify.json").to_string().into_bytes() }];
+            let report = service::bake(&service_component(), &model_path(GEMMA), &warm, &out, &|m| eprintln!("{m}")).unwrap();
+            assert!(report.model.contains("gemma3"), "{}", report.model);
+            assert!(report.out_bytes > 253_000_000, "the image holds the model: {} bytes", report.out_bytes);
+            out
+        })
+        .clone()
+}
+
+/// Start a server on an ephemeral port in a background thread.
+fn start(component: PathBuf, options: ServeOptions) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = service::serve(&component, "127.0.0.1:0".parse().unwrap(), options, |addr, _| tx.send(addr).unwrap());
+        panic!("server ended: {r:?}");
+    });
+    rx.recv_timeout(Duration::from_secs(300)).expect("server did not start")
+}
+
+/// The baked service with the cloud route configured against the test upstream.
+fn server() -> SocketAddr {
+    static SERVER: OnceLock<SocketAddr> = OnceLock::new();
+    *SERVER.get_or_init(|| {
+        let env = vec![
+            ("EDGESLM_UPSTREAM_URL".to_string(), format!("http://{}/v1/chat/completions", upstream())),
+            ("EDGESLM_UPSTREAM_MODEL".into(), "test-model".into()),
+            ("EDGESLM_UPSTREAM_TIMEOUT_MS".into(), "1000".into()),
+            ("EDGESLM_ROUTE_MIN_CONFIDENCE".into(), "0.6".into()),
+            ("EDGESLM_ROUTE_MIN_LOGPROB".into(), "-0.3".into()),
+            ("EDGESLM_MAX_BODY_BYTES".into(), "65536".into()),
+        ];
+        start(baked(), ServeOptions { env, model: None })
+    })
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: Value,
+}
+
+/// One HTTP/1.1 exchange (`Connection: close`), optionally with a chunked body.
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8], chunked: bool) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\n");
+    if chunked {
+        head.push_str("transfer-encoding: chunked\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        for piece in body.chunks(8192) {
+            s.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).unwrap();
+            s.write_all(piece).unwrap();
+            s.write_all(b"\r\n").unwrap();
+        }
+        let _ = s.write_all(b"0\r\n\r\n");
+    } else {
+        head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+        s.write_all(head.as_bytes()).unwrap();
+        let _ = s.write_all(body); // the server may answer 413 and close before reading it all
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response: {text:?}"));
+    let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: body {body:?}"));
+    Reply { status, headers: headers.to_lowercase(), body }
+}
+
+fn post(addr: SocketAddr, path: &str, body: &Value) -> Reply {
+    request(addr, "POST", path, body.to_string().as_bytes(), false)
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, b"", false)
+}
+
+fn assert_error(r: &Reply, status: u16, kind: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["error"]["type"], kind, "{}", r.body);
+    assert!(!r.body["error"]["message"].as_str().unwrap().is_empty());
+}
+
+fn ticket_is_valid(v: &Value) -> bool {
+    let schema: Value = serde_json::from_str(TICKET_SCHEMA).unwrap();
+    jsonschema::validator_for(&schema).unwrap().is_valid(v)
+}
+
+#[test]
+fn health_and_model() {
+    let addr = server();
+    let r = get(addr, "/v1/health");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, json!({ "status": "ok", "model_loaded": true, "baked": true }));
+    assert!(r.headers.contains("content-type: application/json"));
+    let r = get(addr, "/v1/model");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["architecture"], "gemma3");
+    assert_eq!(r.body["vocab_size"], 262144);
+    assert_eq!(r.body["origin"], "baked");
+    assert_eq!(r.body["backend"], "portable");
+    assert_eq!(r.body["constraint_engine_ready"], true, "the bake builds the token trie");
+}
+
+#[test]
+fn classify_locally_from_the_baked_prompt_state() {
+    let mut req = example("classify.json");
+    req["route"] = json!("local");
+    let r = post(server(), "/v1/classify", &req);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let b = &r.body;
+    assert_eq!(b["route"], "local");
+    assert_eq!(b["degraded"], false);
+    let labels = ["incident", "billing", "inquiry"];
+    assert!(labels.contains(&b["label"].as_str().unwrap()));
+    let scores = b["scores"].as_array().unwrap();
+    assert_eq!(scores.iter().map(|s| s["label"].as_str().unwrap()).collect::<Vec<_>>(), labels);
+    let sum: f64 = scores.iter().map(|s| s["probability"].as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-6, "{sum}");
+    let best = scores.iter().max_by(|a, b| a["probability"].as_f64().partial_cmp(&b["probability"].as_f64()).unwrap()).unwrap();
+    assert_eq!(best["label"], b["label"]);
+    assert_eq!(b["confidence"], best["probability"]);
+    // The bake warmed this instruction and these examples: a fresh instance reuses the
+    // prefix's KV state and the calibration prior from the image.
+    let t = &b["timings"];
+    assert!(t["reused_tokens"].as_u64().unwrap() > 100, "{t}");
+    assert_eq!(t["calibration_ms"], 0.0, "{t}");
+}
+
+#[test]
+fn generate_json_regex_and_grammar() {
+    let addr = server();
+    let mut req = example("ticket.json");
+    req["route"] = json!("local");
+    let r = post(addr, "/v1/generate", &req);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(ticket_is_valid(&r.body["value"]), "{}", r.body);
+    assert_eq!(r.body["value"], serde_json::from_str::<Value>(r.body["text"].as_str().unwrap()).unwrap());
+    assert_eq!(r.body["finish_reason"], "stop");
+    let lp = r.body["mean_logprob"].as_f64().unwrap();
+    assert!(lp <= 0.0 && lp.is_finite(), "{lp}");
+    // A schema given as a string works the same.
+    req["json_schema"] = json!(TICKET_SCHEMA);
+    let again = post(addr, "/v1/generate", &req);
+    assert_eq!(again.body["text"], r.body["text"], "temperature 0 is deterministic");
+
+    let r = post(addr, "/v1/generate", &json!({ "prompt": "The year the first moon landing happened:", "regex": "19[0-9]{2}", "route": "local" }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let text = r.body["text"].as_str().unwrap();
+    assert!(text.len() == 4 && text.starts_with("19") && text.chars().all(|c| c.is_ascii_digit()), "{text}");
+    assert_eq!(r.body["value"], Value::Null);
+
+    let grammar = "start: answer\nanswer: \"yes\" | \"no\"";
+    let r = post(addr, "/v1/generate", &json!({ "prompt": "Is water wet? Answer:", "grammar": grammar, "route": "local" }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(["yes", "no"].contains(&r.body["text"].as_str().unwrap()), "{}", r.body);
+}
+
+#[test]
+fn every_error_is_typed() {
+    let addr = server();
+    let classify = example("classify.json");
+    let ticket = example("ticket.json");
+    let with = |base: &Value, k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let without = |base: &Value, k: &str| {
+        let mut b = base.clone();
+        b.as_object_mut().unwrap().remove(k);
+        b
+    };
+
+    assert_error(&request(addr, "POST", "/v1/classify", b"{\"text\": ", false), 400, "malformed_json");
+    assert_error(&request(addr, "POST", "/v1/generate", b"not json", false), 400, "malformed_json");
+    assert_error(&post(addr, "/v1/classify", &without(&classify, "labels")), 400, "invalid_request");
+    assert_error(&post(addr, "/v1/classify", &with(&classify, "lables", json!(["a", "b"]))), 400, "invalid_request");
+    assert_error(&post(addr, "/v1/classify", &with(&classify, "text", json!(42))), 400, "invalid_request");
+    assert_error(&post(addr, "/v1/classify", &with(&classify, "route", json!("moon"))), 400, "invalid_request");
+    assert_error(&post(addr, "/v1/classify", &with(&classify, "labels", json!(["only"]))), 400, "invalid_labels");
+    assert_error(&post(addr, "/v1/classify", &with(&classify, "labels", json!(["a", "a"]))), 400, "invalid_labels");
+    let mut stray = classify.clone();
+    stray["examples"][0]["label"] = json!("refund");
+    assert_error(&post(addr, "/v1/classify", &stray), 400, "invalid_labels");
+
+    assert_error(&post(addr, "/v1/generate", &without(&ticket, "prompt")), 400, "invalid_request");
+    assert_error(&post(addr, "/v1/generate", &without(&ticket, "json_schema")), 400, "invalid_request");
+    assert_error(&post(addr, "/v1/generate", &with(&ticket, "regex", json!("[a-z]+"))), 400, "invalid_request");
+    assert_error(&post(addr, "/v1/generate", &with(&ticket, "json_schema", json!({ "type": "objekt" }))), 400, "invalid_schema");
+    assert_error(&post(addr, "/v1/generate", &with(&ticket, "json_schema", json!("{not json"))), 400, "invalid_schema");
+    assert_error(&post(addr, "/v1/generate", &with(&ticket, "json_schema", json!(7))), 400, "invalid_schema");
+    assert_error(
+        &post(addr, "/v1/generate", &with(&ticket, "json_schema", json!({ "type": "integer", "maximun": 3 }))),
+        400,
+        "unsupported_schema",
+    );
+    let regex = json!({ "prompt": "x", "regex": "(unclosed" });
+    assert_error(&post(addr, "/v1/generate", &regex), 400, "invalid_regex");
+    let grammar = json!({ "prompt": "x", "grammar": "start: undefined_rule" });
+    assert_error(&post(addr, "/v1/generate", &grammar), 400, "invalid_grammar");
+    assert_error(&post(addr, "/v1/generate", &with(&ticket, "options", json!({ "max_tokens": 3 }))), 422, "output_truncated");
+    assert_error(&post(addr, "/v1/generate", &with(&ticket, "options", json!({ "max_tokens": 1_000_000 }))), 400, "context_overflow");
+    assert_error(&post(addr, "/v1/generate", &with(&ticket, "options", json!({ "temprature": 0.5 }))), 400, "invalid_request");
+
+    // The body cap (65536 here): by declared length, and while streaming a chunked body.
+    let big = json!({ "text": "x".repeat(70_000), "labels": ["a", "b"] }).to_string();
+    assert_error(&request(addr, "POST", "/v1/classify", big.as_bytes(), false), 413, "body_too_large");
+    assert_error(&request(addr, "POST", "/v1/classify", big.as_bytes(), true), 413, "body_too_large");
+
+    let r = request(addr, "GET", "/v1/classify", b"", false);
+    assert_error(&r, 405, "method_not_allowed");
+    assert!(r.headers.contains("allow: post"), "{}", r.headers);
+    let r = request(addr, "DELETE", "/v1/model", b"", false);
+    assert_error(&r, 405, "method_not_allowed");
+    assert!(r.headers.contains("allow: get"), "{}", r.headers);
+    assert_error(&get(addr, "/v2/classify"), 404, "not_found");
+
+    // The service still answers (each request is a fresh instance of the same image).
+    assert_eq!(get(addr, "/v1/health").status, 200);
+}
+
+/// The test upstream: an OpenAI-compatible chat-completions endpoint whose behaviour is
+/// chosen by a marker in the last message: [upstream:slow] answers after 3 s,
+/// [upstream:500] fails, [upstream:invalid] answers outside the constraint,
+/// [upstream:garbage] answers a body that is not JSON; otherwise a valid answer.
+fn upstream() -> SocketAddr {
+    static UPSTREAM: OnceLock<SocketAddr> = OnceLock::new();
+    *UPSTREAM.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || answer_upstream(conn));
+            }
+        });
+        addr
+    })
+}
+
+fn answer_upstream(mut conn: TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_len, length) = loop {
+        let n = conn.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .unwrap_or(0);
+            break (i + 4, length);
+        }
+    };
+    while buf.len() < head_len + length {
+        let n = conn.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let req: Value = serde_json::from_slice(&buf[head_len..head_len + length]).unwrap();
+    assert_eq!(req["model"], "test-model");
+    assert_eq!(req["temperature"], 0);
+    let last = req["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    let format = req["response_format"]["json_schema"]["name"].as_str().unwrap_or("").to_string();
+    let content = match (format.as_str(), last.contains("[upstream:invalid]")) {
+        ("classification", false) => r#"{"label": "inquiry"}"#,
+        ("classification", true) => r#"{"label": "refund"}"#,
+        ("output", false) => r#"{"category": "inquiry", "urgency": 2, "resolvedOffline": true}"#,
+        ("output", true) => r#"{"category": "inquiry", "urgency": 9, "resolvedOffline": true}"#,
+        _ => "1969",
+    };
+    let (status, body) = if last.contains("[upstream:500]") {
+        (500, json!({ "error": { "message": "overloaded" } }).to_string())
+    } else if last.contains("[upstream:garbage]") {
+        (200, "<html>proxy error</html>".to_string())
+    } else {
+        (200, json!({ "choices": [{ "index": 0, "message": { "role": "assistant", "content": content } }] }).to_string())
+    };
+    if last.contains("[upstream:slow]") {
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let reply = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+    let _ = conn.write_all(reply.as_bytes());
+}
+
+fn classify_with(text: &str, route: &str) -> Value {
+    let mut req = example("classify.json");
+    req["text"] = json!(text);
+    req["route"] = json!(route);
+    let r = post(server(), "/v1/classify", &req);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+#[test]
+fn classify_routes_to_the_cloud_below_the_threshold() {
+    // The seed message: local confidence ~0.44, below the configured 0.6.
+    let b = classify_with("My card was charged twice for order 1234 and I need one refund.", "auto");
+    assert!(b["local"]["confidence"].as_f64().unwrap() < 0.6, "{b}");
+    assert_eq!(b["route"], "cloud", "{b}");
+    assert_eq!(b["label"], "inquiry", "the upstream's answer");
+    assert_eq!(b["degraded"], false);
+    assert!(b["route_reason"].as_str().unwrap().contains("below 0.6"), "{b}");
+    assert!(b["timings"]["upstream_ms"].as_f64().unwrap() > 0.0);
+    // Confident enough: stays local.
+    let b = classify_with("Search results are empty even though we have thousands of records.", "auto");
+    assert!(b["confidence"].as_f64().unwrap() >= 0.6, "{b}");
+    assert_eq!(b["route"], "local", "{b}");
+    assert!(b.get("upstream_ms").is_none() && b["timings"].get("upstream_ms").is_none(), "{b}");
+    // route: local never asks.
+    let b = classify_with("My card was charged twice for order 1234 and I need one refund.", "local");
+    assert_eq!(b["route"], "local");
+}
+
+#[test]
+fn a_failing_upstream_degrades_to_the_local_answer() {
+    for (marker, reason) in [
+        ("[upstream:invalid]", "not one of the labels"),
+        ("[upstream:500]", "answered 500"),
+        ("[upstream:garbage]", "not JSON"),
+        ("[upstream:slow]", "upstream"),
+    ] {
+        let b = classify_with(&format!("My card was charged twice. {marker}"), "cloud");
+        assert_eq!(b["route"], "local", "{marker}: {b}");
+        assert_eq!(b["degraded"], true, "{marker}: {b}");
+        let err = b["upstream_error"].as_str().unwrap();
+        assert!(err.contains(reason), "{marker}: {err}");
+        assert!(b.get("local").is_none(), "{marker}: {b}");
+        assert_eq!(b["scores"], classify_with(&format!("My card was charged twice. {marker}"), "local")["scores"]);
+        if marker == "[upstream:slow]" {
+            // The configured 1000 ms timeout, not the upstream's 3 s.
+            let waited = b["timings"]["upstream_ms"].as_f64().unwrap();
+            assert!(waited < 2900.0, "waited {waited} ms");
+        }
+    }
+}
+
+#[test]
+fn generate_routes_by_mean_logprob_and_validates_the_cloud_answer() {
+    let addr = server();
+    let ticket = example("ticket.json");
+    let r = post(addr, "/v1/generate", &ticket);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let b = &r.body;
+    let local_lp = b["local"]["mean_logprob"].as_f64().unwrap_or(0.0);
+    assert!(local_lp < -0.3, "the seed ticket's mean logprob is below the -0.3 threshold: {b}");
+    assert_eq!(b["route"], "cloud", "{b}");
+    // The upstream's answer, re-serialized compactly as the local path writes JSON.
+    assert_eq!(b["text"], r#"{"category":"inquiry","urgency":2,"resolvedOffline":true}"#);
+    assert!(ticket_is_valid(&b["value"]));
+    assert!(ticket_is_valid(&b["local"]["text"].as_str().map(|t| serde_json::from_str(t).unwrap()).unwrap()));
+
+    // An answer that breaks the schema (urgency 9) is refused: the local answer stands.
+    let mut bad = ticket.clone();
+    bad["prompt"] = json!(format!("{} [upstream:invalid]", ticket["prompt"].as_str().unwrap()));
+    bad["route"] = json!("cloud");
+    let r = post(addr, "/v1/generate", &bad);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["route"], "local");
+    assert_eq!(r.body["degraded"], true);
+    assert!(r.body["upstream_error"].as_str().unwrap().contains("does not match"), "{}", r.body);
+    assert!(ticket_is_valid(&r.body["value"]));
+
+    // A regex answer is checked with the same constraint.
+    let r = post(addr, "/v1/generate", &json!({ "prompt": "The year of the first moon landing:", "regex": "19[0-9]{2}", "route": "cloud" }));
+    assert_eq!(r.body["route"], "cloud", "{}", r.body);
+    assert_eq!(r.body["text"], "1969");
+    let r = post(addr, "/v1/generate", &json!({ "prompt": "A year:", "regex": "20[0-9]{2}", "route": "cloud" }));
+    assert_eq!(r.body["route"], "local", "1969 does not match 20xx: {}", r.body);
+    assert_eq!(r.body["degraded"], true);
+}
+
+#[test]
+fn unbaked_service_loads_the_file_per_instance() {
+    let addr = start(service_component(), ServeOptions { env: vec![], model: Some(model_path(GEMMA)) });
+    let r = get(addr, "/v1/health");
+    assert_eq!(r.body, json!({ "status": "ok", "model_loaded": false, "baked": false }), "health does not load the model");
+    let r = get(addr, "/v1/model");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["origin"], "file");
+    assert_eq!(r.body["constraint_engine_ready"], false);
+    assert!(r.body["load_ms"].as_f64().unwrap() > 0.0);
+    let mut req = example("classify.json");
+    req["route"] = json!("local");
+    let r = post(addr, "/v1/classify", &req);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["timings"]["reused_tokens"], 0, "a fresh instance has no prompt state");
+
+    // Without a model at all: a typed 503, and the service stays up.
+    let addr = start(service_component(), ServeOptions::default());
+    assert_error(&post(addr, "/v1/classify", &req), 503, "model_unavailable");
+    assert_eq!(get(addr, "/v1/health").status, 200);
+}
+
+#[test]
+fn only_the_service_imports_outgoing_http() {
+    let host = edgeslm_host::Host::new(&service_component()).unwrap_or_else(|e| panic!("{e:#}"));
+    let imports = host.imports();
+    assert!(imports.iter().any(|i| i.starts_with("wasi:http/outgoing-handler@0.2")), "{imports:?}");
+    assert!(!imports.iter().any(|i| i.starts_with("wasi:sockets")), "{imports:?}");
+    let runtime = edgeslm_host::Host::new(&root().join("target/release/edgeslm-component.wasm")).unwrap();
+    assert!(!runtime.imports().iter().any(|i| i.starts_with("wasi:http")), "{:?}", runtime.imports());
+}
