@@ -86,10 +86,15 @@ function request(addr, method, url, body) {
   });
 }
 
+// RSS, and its anonymous part: the baked image is mapped from the compiled file, so its pages
+// (clean, file-backed, shared, bounded by the image size) join RSS as instances read them;
+// growth that would matter (a leak) shows in the anonymous memory.
 const rss = (pid) => {
   const s = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)[1]);
-  return { rss_mb: kb("VmRSS") / 1024, hwm_mb: kb("VmHWM") / 1024 };
+  const r = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const anon = Number(/Anonymous:\s+(\d+)/.exec(r)[1]);
+  return { rss_mb: kb("VmRSS") / 1024, hwm_mb: kb("VmHWM") / 1024, anon_mb: anon / 1024 };
 };
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -164,6 +169,8 @@ for (const c of concurrency) {
     errors: non2xx + socketErrors,
     rss_before_mb: before.rss_mb,
     rss_after_mb: after.rss_mb,
+    anon_before_mb: before.anon_mb,
+    anon_after_mb: after.anon_mb,
     peak_rss_mb: after.hwm_mb,
   });
   say(`load: ${JSON.stringify(load.at(-1))}`);
@@ -199,9 +206,15 @@ Per-request model overhead, baked vs unbaked (GET /v1/model p50): **${f(overhead
 
 ## Load (wrk, ${duration} s per row, POST /v1/classify on the baked service, 40 messages in rotation)
 
-| concurrency | requests | req/s | p50 ms | p99 ms | errors | RSS before → after MB | peak RSS MB |
-|---|---|---|---|---|---|---|---|
-${load.map((l) => `| ${l.concurrency} | ${l.requests} | ${f(l.req_per_s, 2)} | ${f(l.p50_ms, 0)} | ${f(l.p99_ms, 0)} | ${l.errors} | ${f(l.rss_before_mb, 0)} → ${f(l.rss_after_mb, 0)} | ${f(l.peak_rss_mb, 0)} |`).join("\n")}
+| concurrency | requests | req/s | p50 ms | p99 ms | errors | RSS before → after MB | anonymous before → after MB | peak RSS MB |
+|---|---|---|---|---|---|---|---|---|
+${load.map((l) => `| ${l.concurrency} | ${l.requests} | ${f(l.req_per_s, 2)} | ${f(l.p50_ms, 0)} | ${f(l.p99_ms, 0)} | ${l.errors} | ${f(l.rss_before_mb, 0)} → ${f(l.rss_after_mb, 0)} | ${f(l.anon_before_mb, 0)} → ${f(l.anon_after_mb, 0)} | ${f(l.peak_rss_mb, 0)} |`).join("\n")}
+
+RSS counts the pages of the baked image that instances have read (clean, file-backed, shared
+through the page cache, at most the image's size: the kernel can drop them at any time); the
+anonymous column is the server's own heap and the instances' written pages, where a leak would
+show. Peak RSS includes compiling the baked component at start (the first start after a bake
+compiles it and caches the result beside it).
 `;
 writeFileSync(path.join(root, "bench/results/http-service.md"), md);
 process.stdout.write(md);
