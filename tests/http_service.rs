@@ -439,3 +439,46 @@ fn only_the_service_imports_outgoing_http() {
     let runtime = edgeslm_host::Host::new(&root().join("target/release/edgeslm-component.wasm")).unwrap();
     assert!(!runtime.imports().iter().any(|i| i.starts_with("wasi:http")), "{:?}", runtime.imports());
 }
+
+/// Kills the child process when the test ends, passing or not.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The README's route: the baked component under the wasmtime CLI's own `wasmtime serve`
+/// (the prebuilt 49.x CLI that scripts/fetch-wasmtime installs) answers the seed's
+/// classify request, with the prompt state from the bake.
+#[test]
+fn wasmtime_serve_answers_the_seed_classify_request() {
+    let wasmtime = root().join("tools/wasmtime/wasmtime");
+    assert!(wasmtime.exists(), "{} is missing: run scripts/fetch-wasmtime", wasmtime.display());
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _server = Child(
+        std::process::Command::new(&wasmtime)
+            .args(["serve", "-Scli", "--addr", &addr.to_string()])
+            .arg(baked())
+            .spawn()
+            .unwrap(),
+    );
+    // wasmtime compiles the component first (no cache configured): poll until it listens.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "wasmtime serve did not start listening");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = post(addr, "/v1/classify", &example("classify.json"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(["incident", "billing", "inquiry"].contains(&r.body["label"].as_str().unwrap()), "{}", r.body);
+    assert!(r.body["timings"]["reused_tokens"].as_u64().unwrap() > 100, "{}", r.body);
+    // No upstream is configured here: the answer is local, not degraded.
+    assert_eq!(r.body["route"], "local");
+    let r = get(addr, "/v1/model");
+    assert_eq!(r.body["origin"], "baked", "{}", r.body);
+    assert_error(&post(addr, "/v1/generate", &json!({ "prompt": "x" })), 400, "invalid_request");
+}

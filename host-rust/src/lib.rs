@@ -161,9 +161,32 @@ pub(crate) fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<
         }
     }
     let compiled = engine.precompile_component(bytes)?;
-    let _ = std::fs::write(&cache, &compiled); // a read-only location just means no cache
+    // Loaded back from the file, the component is memory-mapped: its data (a baked model's
+    // memory image) stays file-backed and shared instead of a private copy on the heap.
+    // A read-only location just means no cache.
+    if std::fs::write(&cache, &compiled).is_ok() {
+        drop(compiled);
+        remove_stale_caches(path, &cache);
+        // SAFETY: as above; the file was just written from this engine's compilation.
+        return Ok(unsafe { Component::deserialize_file(engine, &cache)? });
+    }
     // SAFETY: these bytes come from `precompile_component` of this very engine.
     Ok(unsafe { Component::deserialize(engine, &compiled)? })
+}
+
+/// Compilations of earlier versions of the same file (`NAME.<hash>.cwasm`): a re-baked
+/// service would otherwise leave one image-sized file per bake.
+fn remove_stale_caches(path: &Path, keep: &Path) {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else { return };
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let hash = name.strip_prefix(stem).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix(".cwasm"));
+        if hash.is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())) && e.path() != keep {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// One component instance.
