@@ -161,15 +161,18 @@ pub(crate) fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<
         }
     }
     let compiled = engine.precompile_component(bytes)?;
-    // Loaded back from the file, the component is memory-mapped: its data (a baked model's
-    // memory image) stays file-backed and shared instead of a private copy on the heap.
-    // A read-only location just means no cache.
-    if std::fs::write(&cache, &compiled).is_ok() {
+    // Written aside and renamed into place, so a process that has the file mapped, or another
+    // one compiling the same component, never sees it half-written; then loaded back from the
+    // file, so its data (a baked model's memory image) is mapped, file-backed and shared,
+    // instead of a private copy on the heap. A read-only location just means no cache.
+    let tmp = cache.with_extension(format!("cwasm.{}.tmp", std::process::id()));
+    if std::fs::write(&tmp, &compiled).is_ok() && std::fs::rename(&tmp, &cache).is_ok() {
         drop(compiled);
         remove_stale_caches(path, &cache);
         // SAFETY: as above; the file was just written from this engine's compilation.
         return Ok(unsafe { Component::deserialize_file(engine, &cache)? });
     }
+    let _ = std::fs::remove_file(&tmp);
     // SAFETY: these bytes come from `precompile_component` of this very engine.
     Ok(unsafe { Component::deserialize(engine, &compiled)? })
 }
