@@ -61,7 +61,7 @@ fn server() -> SocketAddr {
             ("EDGESLM_ROUTE_MIN_LOGPROB".into(), "-0.3".into()),
             ("EDGESLM_MAX_BODY_BYTES".into(), "65536".into()),
         ];
-        start(baked(), ServeOptions { env, model: None })
+        start(baked(), ServeOptions { env, ..Default::default() })
     })
 }
 
@@ -410,7 +410,7 @@ fn generate_routes_by_mean_logprob_and_validates_the_cloud_answer() {
 
 #[test]
 fn unbaked_service_loads_the_file_per_instance() {
-    let addr = start(service_component(), ServeOptions { env: vec![], model: Some(model_path(GEMMA)) });
+    let addr = start(service_component(), ServeOptions { model: Some(model_path(GEMMA)), ..Default::default() });
     let r = get(addr, "/v1/health");
     assert_eq!(r.body, json!({ "status": "ok", "model_loaded": false, "baked": false }), "health does not load the model");
     let r = get(addr, "/v1/model");
@@ -481,4 +481,28 @@ fn wasmtime_serve_answers_the_seed_classify_request() {
     let r = get(addr, "/v1/model");
     assert_eq!(r.body["origin"], "baked", "{}", r.body);
     assert_error(&post(addr, "/v1/generate", &json!({ "prompt": "x" })), 400, "invalid_request");
+}
+
+/// The server's limits: one instance, no queue, a 1.5 s deadline. A request past the
+/// deadline is stopped with 503 `timeout`; a request that finds the only instance busy gets
+/// 503 `overloaded` at once; both with retry-after, and the server keeps serving.
+#[test]
+fn deadline_and_overload_are_typed_503s() {
+    let options = ServeOptions { max_instances: 1, max_queue: 0, timeout: Duration::from_millis(1500), ..Default::default() };
+    let addr = start(baked(), options);
+    // Hundreds of tokens at tens of tokens per second: well past 1.5 s.
+    let long = json!({ "prompt": "Write a long story:", "regex": "[a-z ]{600}", "options": { "max_tokens": 700 }, "route": "local" });
+    let t = std::time::Instant::now();
+    let r = post(addr, "/v1/generate", &long);
+    assert_error(&r, 503, "timeout");
+    assert!(r.headers.contains("retry-after: 1"), "{}", r.headers);
+    assert!(t.elapsed() < Duration::from_secs(10), "stopped near the deadline, not at the end: {:?}", t.elapsed());
+
+    let busy = std::thread::spawn(move || post(addr, "/v1/generate", &long).status);
+    std::thread::sleep(Duration::from_millis(400));
+    let r = get(addr, "/v1/health");
+    assert_error(&r, 503, "overloaded");
+    assert!(r.headers.contains("retry-after: 1"), "{}", r.headers);
+    assert_eq!(busy.join().unwrap(), 503);
+    assert_eq!(get(addr, "/v1/health").status, 200, "the slot is free again");
 }

@@ -43,9 +43,12 @@ const USAGE: &str = "usage:
      pre-initialize the HTTP service with the model (and the warm-up requests' prompt state):
      the output's memory image holds the parsed model, so an instance starts in microseconds
   edgeslm serve    [--addr 127.0.0.1:8080] [--env KEY[=VALUE]]... [--model FILE] [SERVICE.wasm]
+                   [--max-instances N] [--max-queue N] [--timeout SECONDS] [--quiet]
      serve a wasi:http component (default: the unbaked service, which then needs --model) with
      a fresh instance per request, as `wasmtime serve` does; EDGESLM_* variables of this
-     process are passed to the guest (see docs/http-service.md)
+     process are passed to the guest (see docs/http-service.md); at most N instances run at
+     once (default: the cores), N more wait (64), the rest get 503; a request is stopped after
+     SECONDS (120); one access-log line per request on stderr unless --quiet
 options for model commands:
   --backend B        wasi-nn (default): the forward pass runs natively in this host, behind
                      wasi:nn, with the tokenizer, constraints and sampling in the component;
@@ -442,7 +445,7 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
 /// `edgeslm serve`: a wasi:http component, one instance per request.
 fn serve(argv: &[String]) -> Result<()> {
     let mut addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
-    let mut options = edgeslm_host::service::ServeOptions::default();
+    let mut options = edgeslm_host::service::ServeOptions { access_log: true, ..Default::default() };
     let mut component = None;
     // The service's configuration: EDGESLM_* of this process, then --env.
     options.env = std::env::vars().filter(|(k, _)| k.starts_with("EDGESLM_") && !k.starts_with("EDGESLM_COMPONENT")).collect();
@@ -453,6 +456,16 @@ fn serve(argv: &[String]) -> Result<()> {
             "--addr" => addr = value()?.parse().map_err(|e| anyhow!("--addr: {e} (e.g. 127.0.0.1:8080)"))?,
             "--model" | "-m" => options.model = Some(PathBuf::from(value()?)),
             "--component" => component = Some(PathBuf::from(value()?)),
+            "--max-instances" => options.max_instances = value()?.parse().map_err(|e| anyhow!("--max-instances: {e}"))?,
+            "--max-queue" => options.max_queue = value()?.parse().map_err(|e| anyhow!("--max-queue: {e}"))?,
+            "--timeout" => {
+                let secs: f64 = value()?.parse().map_err(|e| anyhow!("--timeout: {e} (seconds)"))?;
+                if !(secs > 0.0 && secs.is_finite()) {
+                    bail!("--timeout must be a positive number of seconds");
+                }
+                options.timeout = std::time::Duration::from_secs_f64(secs);
+            }
+            "--quiet" | "-q" => options.access_log = false,
             "--env" => {
                 let v = value()?;
                 let (k, v) = match v.split_once('=') {

@@ -9,8 +9,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use hyper::server::conn::http1;
@@ -47,14 +48,20 @@ impl WasiHttpView for RequestState {
     }
 }
 
-fn engine() -> Result<Engine> {
+/// `deadlines`: interrupt guests that run past their store's epoch deadline (serving; the
+/// bake runs to completion).
+fn engine(deadlines: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     // A baked image's data is mapped copy-on-write into each instance (the default; said
     // here because the per-request cost depends on it).
     config.memory_init_cow(true);
+    config.epoch_interruption(deadlines);
     Ok(Engine::new(&config)?)
 }
+
+/// How often the epoch advances: the granularity of request deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(50);
 
 fn linker(engine: &Engine) -> Result<Linker<RequestState>> {
     let mut linker = Linker::new(engine);
@@ -63,20 +70,48 @@ fn linker(engine: &Engine) -> Result<Linker<RequestState>> {
     Ok(linker)
 }
 
-/// What each request's instance sees besides the request.
-#[derive(Clone, Default)]
+/// What each request's instance sees besides the request, and the server's limits.
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Environment variables (the service's configuration: EDGESLM_UPSTREAM_URL, ...).
     pub env: Vec<(String, String)>,
     /// For a component that was not baked: the GGUF each instance loads (its directory is
     /// preopened read-only at /model and EDGESLM_MODEL points at it).
     pub model: Option<PathBuf>,
+    /// Instances running at once [the number of cores]: each runs on one thread, so more
+    /// only share the cores and hold more memory.
+    pub max_instances: usize,
+    /// Requests waiting for an instance [64]; beyond that, 503 `overloaded` at once.
+    pub max_queue: usize,
+    /// A request's instance is stopped after this long: 503 `timeout` [120 s].
+    pub timeout: Duration,
+    /// One line per request on stderr: method, path, status, milliseconds.
+    pub access_log: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            env: Vec::new(),
+            model: None,
+            max_instances: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_queue: 64,
+            timeout: Duration::from_secs(120),
+            access_log: false,
+        }
+    }
 }
 
 pub struct Server {
     pre: ProxyPre<RequestState>,
     env: Vec<(String, String)>,
     model_dir: Option<PathBuf>,
+    instances: Arc<tokio::sync::Semaphore>,
+    /// Requests running or waiting.
+    pending: AtomicUsize,
+    max_pending: usize,
+    deadline_ticks: u64,
+    access_log: bool,
     /// Compiling (or loading the cached compilation of) the component.
     pub compile_ms: f64,
 }
@@ -84,7 +119,18 @@ pub struct Server {
 impl Server {
     pub fn new(component: &Path, options: ServeOptions) -> Result<Server> {
         let t = Instant::now();
-        let engine = engine()?;
+        if options.max_instances == 0 {
+            bail!("at least one instance must be allowed to run");
+        }
+        let engine = engine(true)?;
+        let ticker = engine.weak();
+        std::thread::spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
         let bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
         let compiled = load_cached(&engine, component, &bytes)?;
         drop(bytes);
@@ -98,7 +144,17 @@ impl Server {
             env.push(("EDGESLM_MODEL".into(), guest_path(&abs)?));
             model_dir = abs.parent().map(Path::to_path_buf);
         }
-        Ok(Server { pre, env, model_dir, compile_ms: ms(t) })
+        Ok(Server {
+            pre,
+            env,
+            model_dir,
+            instances: Arc::new(tokio::sync::Semaphore::new(options.max_instances)),
+            pending: AtomicUsize::new(0),
+            max_pending: options.max_instances + options.max_queue,
+            deadline_ticks: (options.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+            access_log: options.access_log,
+            compile_ms: ms(t),
+        })
     }
 
     fn store(&self) -> Result<Store<RequestState>> {
@@ -110,21 +166,42 @@ impl Server {
                 .map_err(|e| anyhow!("cannot open directory {}: {e}", dir.display()))?;
         }
         let state = RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new() };
-        Ok(Store::new(self.pre.engine(), state))
+        let mut store = Store::new(self.pre.engine(), state);
+        store.set_epoch_deadline(self.deadline_ticks);
+        Ok(store)
     }
 
-    /// One request, in a fresh instance.
-    pub async fn handle(
-        self: Arc<Self>,
-        req: hyper::Request<hyper::body::Incoming>,
-    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+    /// One request: wait for an instance slot (or refuse when too many wait), then run it
+    /// in a fresh instance.
+    pub async fn handle(self: Arc<Self>, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<HyperOutgoingBody> {
+        let t = Instant::now();
+        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        let response = if self.pending.fetch_add(1, Ordering::SeqCst) >= self.max_pending {
+            json_error(503, "overloaded", "every instance is busy and the queue is full; retry shortly")
+        } else {
+            match self.clone().instance(req).await {
+                Ok(r) => r,
+                Err(e) => fault(&e),
+            }
+        };
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+        if self.access_log {
+            eprintln!("{method} {path} {} {:.1} ms", response.status().as_u16(), ms(t));
+        }
+        response
+    }
+
+    async fn instance(self: Arc<Self>, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let permit = self.instances.clone().acquire_owned().await?;
         let mut store = self.store()?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
-        // The guest runs in its own task: it may keep writing the body after the headers.
+        // The guest runs in its own task: it may keep writing the body after the headers,
+        // and holds its instance slot until it is done.
         let task = tokio::task::spawn(async move {
+            let _permit = permit;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
         });
@@ -150,12 +227,7 @@ impl Server {
             tokio::task::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let server = server.clone();
-                    async move {
-                        match server.handle(req).await {
-                            Ok(r) => Ok::<_, std::convert::Infallible>(r),
-                            Err(e) => Ok(internal_error(&e)),
-                        }
-                    }
+                    async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
                 });
                 if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(client), service).await {
                     if !e.is_incomplete_message() {
@@ -167,19 +239,26 @@ impl Server {
     }
 }
 
-/// A fault outside the guest's own answers (a trap, a host error): 500 with the same error
-/// shape the service uses.
-fn internal_error(e: &anyhow::Error) -> hyper::Response<HyperOutgoingBody> {
-    use http_body_util::BodyExt;
+/// A fault outside the guest's own answers, in the service's error shape: a request stopped
+/// at its deadline is 503 `timeout`; a trap or a host error is 500 `internal`.
+fn fault(e: &anyhow::Error) -> hyper::Response<HyperOutgoingBody> {
+    if e.chain().any(|c| c.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)) {
+        return json_error(503, "timeout", "the request ran past the server's deadline and was stopped");
+    }
     let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
     eprintln!("edgeslm serve: 500: {msg}");
-    let body = serde_json::json!({ "error": { "type": "internal", "message": msg } }).to_string();
+    json_error(500, "internal", &msg)
+}
+
+fn json_error(status: u16, kind: &str, message: &str) -> hyper::Response<HyperOutgoingBody> {
+    use http_body_util::BodyExt;
+    let body = serde_json::json!({ "error": { "type": kind, "message": message } }).to_string();
     let body = http_body_util::Full::new(bytes::Bytes::from(body)).map_err(|never| match never {}).boxed_unsync();
-    hyper::Response::builder()
-        .status(500)
-        .header("content-type", "application/json")
-        .body(body)
-        .expect("a valid response")
+    let mut r = hyper::Response::builder().status(status).header("content-type", "application/json");
+    if status == 503 {
+        r = r.header("retry-after", "1");
+    }
+    r.body(body).expect("a valid response")
 }
 
 /// Bind and serve on a tokio runtime; `on_ready` gets the bound address (port 0 picks one).
@@ -213,7 +292,7 @@ pub fn bake(component: &Path, model: &Path, warm: &[WarmRequest], out: &Path, sa
     let total = Instant::now();
     let wasm = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
     let size = std::fs::metadata(model).with_context(|| format!("model {}", model.display()))?.len();
-    let engine = engine()?;
+    let engine = engine(false)?;
     let linker = linker(&engine)?;
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stderr();
