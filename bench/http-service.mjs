@@ -56,7 +56,7 @@ const bake = { seconds: (performance.now() - t) / 1000, bytes: statSync(baked).s
 
 function startServer(extra) {
   return new Promise((resolve, reject) => {
-    const p = spawn(cli, ["serve", "--addr", "127.0.0.1:0", ...extra], { stdio: ["ignore", "ignore", "pipe"] });
+    const p = spawn(cli, ["serve", "--quiet", "--addr", "127.0.0.1:0", ...extra], { stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     p.stderr.on("data", (d) => {
       err += d;

@@ -488,7 +488,7 @@ fn wasmtime_serve_answers_the_seed_classify_request() {
 /// 503 `overloaded` at once; both with retry-after, and the server keeps serving.
 #[test]
 fn deadline_and_overload_are_typed_503s() {
-    let options = ServeOptions { max_instances: 1, max_queue: 0, timeout: Duration::from_millis(1500), ..Default::default() };
+    let options = ServeOptions { max_instances: 1, max_queue: 0, timeout: Some(Duration::from_millis(1500)), ..Default::default() };
     let addr = start(baked(), options);
     // Hundreds of tokens at tens of tokens per second: well past 1.5 s.
     let long = json!({ "prompt": "Write a long story:", "regex": "[a-z ]{600}", "options": { "max_tokens": 700 }, "route": "local" });

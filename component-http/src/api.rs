@@ -205,34 +205,48 @@ fn classify(s: &mut Service, req: ClassifyRequest, config: &Config) -> Result<Re
             "local_ms": t.total_ms,
         },
     });
-    let wanted = match req.route {
-        RouteMode::Local => false,
-        RouteMode::Cloud => true,
-        RouteMode::Auto => config.min_confidence.is_some_and(|min| c.confidence < min),
-    };
-    if wanted {
-        let reason = match req.route {
-            RouteMode::Cloud => "requested".to_string(),
-            _ => format!("confidence {:.3} below {}", c.confidence, config.min_confidence.unwrap_or(0.0)),
-        };
-        let clock = Stopwatch::start();
-        let answer = cloud::classify(config, &req);
-        body["timings"]["upstream_ms"] = json!(clock.ms());
-        body["route_reason"] = json!(reason);
-        match answer {
-            Ok(label) => {
-                body["local"] = json!({ "label": c.label, "confidence": c.confidence });
-                body["label"] = json!(label);
-                body["route"] = json!("cloud");
-            }
-            Err(e) => {
-                body["degraded"] = json!(true);
-                body["upstream_error"] = json!(e);
-            }
-        }
-    }
+    let reason = route_reason(req.route, "confidence", c.confidence, config.min_confidence);
+    let local = json!({ "label": c.label, "confidence": c.confidence });
+    ask_cloud(&mut body, reason, local, || cloud::classify(config, &req), |body, label| body["label"] = json!(label));
     body["timings"]["total_ms"] = json!(total.ms());
     Ok(ok(body))
+}
+
+/// Why this request goes to the cloud, or `None` when it stays local.
+fn route_reason(mode: RouteMode, measure: &str, value: f64, threshold: Option<f64>) -> Option<String> {
+    match mode {
+        RouteMode::Local => None,
+        RouteMode::Cloud => Some("requested".into()),
+        RouteMode::Auto => threshold.filter(|&min| value < min).map(|min| format!("{measure} {value:.3} below {min}")),
+    }
+}
+
+/// Ask the upstream when there is a `reason`, and record the outcome: an accepted answer is
+/// written by `apply` (the local one kept under `local`); any failure leaves the local
+/// answer, marked degraded, with the upstream's error.
+fn ask_cloud<T>(
+    body: &mut Value,
+    reason: Option<String>,
+    local: Value,
+    ask: impl FnOnce() -> Result<T, String>,
+    apply: impl FnOnce(&mut Value, T),
+) {
+    let Some(reason) = reason else { return };
+    let clock = Stopwatch::start();
+    let answer = ask();
+    body["timings"]["upstream_ms"] = json!(clock.ms());
+    body["route_reason"] = json!(reason);
+    match answer {
+        Ok(a) => {
+            body["local"] = local;
+            apply(body, a);
+            body["route"] = json!("cloud");
+        }
+        Err(e) => {
+            body["degraded"] = json!(true);
+            body["upstream_error"] = json!(e);
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -281,12 +295,7 @@ fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Re
     let o = &req.options;
     let opts = engine::GenerateOptions {
         max_tokens: o.max_tokens.unwrap_or(d.max_tokens),
-        sampler: engine::SamplerConfig {
-            temperature: o.temperature.unwrap_or(d.sampler.temperature),
-            top_k: o.top_k.unwrap_or(d.sampler.top_k),
-            top_p: o.top_p.unwrap_or(d.sampler.top_p),
-            seed: o.seed.unwrap_or(d.sampler.seed),
-        },
+        sampler: engine::SamplerConfig::with(o.temperature, o.top_k, o.top_p, o.seed),
         stop: vec![],
         parse_special: o.parse_special.unwrap_or(d.parse_special),
         chat: o.chat.unwrap_or(d.chat),
@@ -322,33 +331,13 @@ fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Re
             "constraint_setup_ms": setup_ms,
         },
     });
-    let wanted = match req.route {
-        RouteMode::Local => false,
-        RouteMode::Cloud => true,
-        RouteMode::Auto => config.min_logprob.is_some_and(|min| mean_logprob < min),
-    };
-    if wanted {
-        let reason = match req.route {
-            RouteMode::Cloud => "requested".to_string(),
-            _ => format!("mean logprob {mean_logprob:.3} below {}", config.min_logprob.unwrap_or(0.0)),
-        };
-        let clock = Stopwatch::start();
-        let answer = cloud::generate(config, &req, |text| cons.accepts(&s.model, &constraint, text).unwrap_or(false));
-        body["timings"]["upstream_ms"] = json!(clock.ms());
-        body["route_reason"] = json!(reason);
-        match answer {
-            Ok(text) => {
-                body["local"] = json!({ "text": g.text, "mean_logprob": mean_logprob });
-                body["value"] = value(&text);
-                body["text"] = json!(text);
-                body["route"] = json!("cloud");
-            }
-            Err(e) => {
-                body["degraded"] = json!(true);
-                body["upstream_error"] = json!(e);
-            }
-        }
-    }
+    let reason = route_reason(req.route, "mean logprob", mean_logprob, config.min_logprob);
+    let local = json!({ "text": g.text, "mean_logprob": mean_logprob });
+    let accepts = |text: &str| cons.accepts(&s.model, &constraint, text).unwrap_or(false);
+    ask_cloud(&mut body, reason, local, || cloud::generate(config, &req, accepts), |body, text| {
+        body["value"] = value(&text);
+        body["text"] = json!(text);
+    });
     body["timings"]["total_ms"] = json!(total.ms());
     Ok(ok(body))
 }

@@ -231,12 +231,7 @@ fn options(o: GenerateOptions) -> engine::GenerateOptions {
     let d = engine::GenerateOptions::default();
     engine::GenerateOptions {
         max_tokens: o.max_tokens.unwrap_or(d.max_tokens),
-        sampler: engine::SamplerConfig {
-            temperature: o.temperature.unwrap_or(d.sampler.temperature),
-            top_k: o.top_k.unwrap_or(d.sampler.top_k),
-            top_p: o.top_p.unwrap_or(d.sampler.top_p),
-            seed: o.seed.unwrap_or(d.sampler.seed),
-        },
+        sampler: engine::SamplerConfig::with(o.temperature, o.top_k, o.top_p, o.seed),
         stop: o.stop,
         parse_special: o.parse_special.unwrap_or(d.parse_special),
         chat: o.chat.unwrap_or(d.chat),

@@ -20,6 +20,17 @@ impl Default for SamplerConfig {
 }
 
 impl SamplerConfig {
+    /// The defaults, with the settings a caller gave (hosts pass their optional fields).
+    pub fn with(temperature: Option<f32>, top_k: Option<u32>, top_p: Option<f32>, seed: Option<u64>) -> SamplerConfig {
+        let d = SamplerConfig::default();
+        SamplerConfig {
+            temperature: temperature.unwrap_or(d.temperature),
+            top_k: top_k.unwrap_or(d.top_k),
+            top_p: top_p.unwrap_or(d.top_p),
+            seed: seed.unwrap_or(d.seed),
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         if !self.temperature.is_finite() || self.temperature < 0.0 {
             return Err(Error::InvalidOption(format!("temperature must be finite and >= 0, got {}", self.temperature)));

@@ -83,8 +83,10 @@ pub struct ServeOptions {
     pub max_instances: usize,
     /// Requests waiting for an instance [64]; beyond that, 503 `overloaded` at once.
     pub max_queue: usize,
-    /// A request's instance is stopped after this long: 503 `timeout` [120 s].
-    pub timeout: Duration,
+    /// A request's instance is stopped after this long: 503 `timeout` [none]. Deadlines
+    /// need wasmtime's epoch checks in the compiled code, which cost the model's loops
+    /// ~15-20% here, so they are off unless asked for (as in `wasmtime serve`).
+    pub timeout: Option<Duration>,
     /// One line per request on stderr: method, path, status, milliseconds.
     pub access_log: bool,
 }
@@ -96,7 +98,7 @@ impl Default for ServeOptions {
             model: None,
             max_instances: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_queue: 64,
-            timeout: Duration::from_secs(120),
+            timeout: None,
             access_log: false,
         }
     }
@@ -110,7 +112,8 @@ pub struct Server {
     /// Requests running or waiting.
     pending: AtomicUsize,
     max_pending: usize,
-    deadline_ticks: u64,
+    /// The deadline in epoch ticks, when there is one.
+    deadline_ticks: Option<u64>,
     access_log: bool,
     /// Compiling (or loading the cached compilation of) the component.
     pub compile_ms: f64,
@@ -122,15 +125,17 @@ impl Server {
         if options.max_instances == 0 {
             bail!("at least one instance must be allowed to run");
         }
-        let engine = engine(true)?;
-        let ticker = engine.weak();
-        std::thread::spawn(move || {
-            while let Some(engine) = ticker.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        });
+        let engine = engine(options.timeout.is_some())?;
+        if options.timeout.is_some() {
+            let ticker = engine.weak();
+            std::thread::spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            });
+        }
         let bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
         let compiled = load_cached(&engine, component, &bytes)?;
         drop(bytes);
@@ -151,7 +156,7 @@ impl Server {
             instances: Arc::new(tokio::sync::Semaphore::new(options.max_instances)),
             pending: AtomicUsize::new(0),
             max_pending: options.max_instances + options.max_queue,
-            deadline_ticks: (options.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+            deadline_ticks: options.timeout.map(|t| (t.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64),
             access_log: options.access_log,
             compile_ms: ms(t),
         })
@@ -167,7 +172,9 @@ impl Server {
         }
         let state = RequestState { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new() };
         let mut store = Store::new(self.pre.engine(), state);
-        store.set_epoch_deadline(self.deadline_ticks);
+        if let Some(ticks) = self.deadline_ticks {
+            store.set_epoch_deadline(ticks);
+        }
         Ok(store)
     }
 
@@ -186,7 +193,7 @@ impl Server {
         };
         self.pending.fetch_sub(1, Ordering::SeqCst);
         if self.access_log {
-            eprintln!("{method} {path} {} {:.1} ms", response.status().as_u16(), ms(t));
+            log(format_args!("{method} {path} {} {:.1} ms", response.status().as_u16(), ms(t)));
         }
         response
     }
@@ -231,12 +238,31 @@ impl Server {
                 });
                 if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(client), service).await {
                     if !e.is_incomplete_message() {
-                        eprintln!("edgeslm serve: connection: {e}");
+                        log(format_args!("edgeslm serve: connection: {e}"));
                     }
                 }
             });
         }
     }
+}
+
+/// One line on stderr, written by a logging thread: a request never waits for stderr (a pipe
+/// nobody reads would otherwise stall the server). Lines beyond what the thread keeps up with
+/// (1024 queued) are dropped; a failing stderr loses them (`eprintln!` would panic).
+fn log(line: std::fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    static LOGGER: std::sync::OnceLock<SyncSender<String>> = std::sync::OnceLock::new();
+    let sender = LOGGER.get_or_init(|| {
+        let (tx, rx) = sync_channel::<String>(1024);
+        std::thread::spawn(move || {
+            for line in rx {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        });
+        tx
+    });
+    let _ = sender.try_send(format!("{line}\n"));
 }
 
 /// A fault outside the guest's own answers, in the service's error shape: a request stopped
@@ -246,7 +272,7 @@ fn fault(e: &anyhow::Error) -> hyper::Response<HyperOutgoingBody> {
         return json_error(503, "timeout", "the request ran past the server's deadline and was stopped");
     }
     let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-    eprintln!("edgeslm serve: 500: {msg}");
+    log(format_args!("edgeslm serve: 500: {msg}"));
     json_error(500, "internal", &msg)
 }
 
