@@ -232,6 +232,8 @@ fn every_error_is_typed() {
     let grammar = json!({ "prompt": "x", "grammar": "start: undefined_rule" });
     assert_error(&post(addr, "/v1/generate", &grammar), 400, "invalid_grammar");
     assert_error(&post(addr, "/v1/generate", &with(&ticket, "options", json!({ "max_tokens": 3 }))), 422, "output_truncated");
+    let impossible = json!({ "type": "string", "minLength": 5, "maxLength": 2 });
+    assert_error(&post(addr, "/v1/generate", &with(&ticket, "json_schema", impossible)), 422, "constraint_unsatisfiable");
     assert_error(&post(addr, "/v1/generate", &with(&ticket, "options", json!({ "max_tokens": 1_000_000 }))), 400, "context_overflow");
     assert_error(&post(addr, "/v1/generate", &with(&ticket, "options", json!({ "temprature": 0.5 }))), 400, "invalid_request");
 
@@ -428,6 +430,13 @@ fn unbaked_service_loads_the_file_per_instance() {
     let addr = start(service_component(), ServeOptions::default());
     assert_error(&post(addr, "/v1/classify", &req), 503, "model_unavailable");
     assert_eq!(get(addr, "/v1/health").status, 200);
+
+    // A configuration value that does not parse is the operator's fault: 500, saying which.
+    let env = vec![("EDGESLM_ROUTE_MIN_CONFIDENCE".to_string(), "high".to_string())];
+    let addr = start(service_component(), ServeOptions { env, ..Default::default() });
+    let r = get(addr, "/v1/health");
+    assert_error(&r, 500, "config_error");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("EDGESLM_ROUTE_MIN_CONFIDENCE"), "{}", r.body);
 }
 
 #[test]
