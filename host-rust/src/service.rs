@@ -136,7 +136,10 @@ impl Server {
                 }
             });
         }
-        let bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
+        // Mapped, not read: a baked component is hundreds of MB, and compiling it the first
+        // time already needs about as much again.
+        let bytes = edgeslm_engine::Storage::open(&component.to_string_lossy())
+            .map_err(|e| anyhow!("cannot read {}: {e}", component.display()))?;
         let compiled = load_cached(&engine, component, &bytes)?;
         drop(bytes);
         let pre = ProxyPre::new(linker(&engine)?.instantiate_pre(&compiled)?)
