@@ -282,7 +282,8 @@ impl Model {
             if mask.is_zero() {
                 return Err(Error::ConstraintUnsatisfiable("no token can continue the output".into()));
             }
-            let logits = if mask.num_set() <= SPARSE_HEAD_LIMIT {
+            let sparse = mask.num_set() <= SPARSE_HEAD_LIMIT;
+            let logits = if sparse {
                 allowed.clear();
                 mask.iter_set_entries(|i| allowed.push(i as u32));
                 self.logits_for(output, &allowed)?
@@ -296,7 +297,8 @@ impl Model {
                 l
             };
             let next = sampler.sample(&logits);
-            logprobs.push(log_softmax_at(&logits, next));
+            // Over the allowed ids only where they were listed: a few values, not the vocabulary.
+            logprobs.push(log_softmax_at(&logits, next, sparse.then_some(allowed.as_slice())));
             if next == cons.eos {
                 break; // only allowed where the output is complete
             }
@@ -316,9 +318,17 @@ impl Model {
     }
 }
 
-/// log p(id) under softmax(logits); -inf entries (masked tokens) contribute nothing.
-fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().filter(|v| v.is_finite()).map(|&v| ((v - max) as f64).exp()).sum();
+/// log p(id) under softmax(logits); -inf entries (masked tokens) contribute nothing. With
+/// `ids` (the allowed ids, ascending: exactly the finite entries) only those are read; the
+/// sums run in the same order, so the result is the same either way.
+fn log_softmax_at(logits: &[f32], id: u32, ids: Option<&[u32]>) -> f32 {
+    let finite = || -> Box<dyn Iterator<Item = f32> + '_> {
+        match ids {
+            Some(ids) => Box::new(ids.iter().map(|&i| logits[i as usize])),
+            None => Box::new(logits.iter().copied().filter(|v| v.is_finite())),
+        }
+    };
+    let max = finite().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = finite().map(|v| ((v - max) as f64).exp()).sum();
     (logits[id as usize] - max) - sum.ln() as f32
 }

@@ -380,8 +380,13 @@ pub fn default_component_path() -> Option<PathBuf> {
 /// The component build for `backend` beside the running executable (`cargo xtask build`
 /// puts both in target/release).
 pub fn component_beside_exe(backend: Backend) -> Option<PathBuf> {
+    file_beside_exe(backend.component_file())
+}
+
+/// `file` in the running executable's directory or its parent (`cargo xtask build` puts the
+/// components in target/release, beside the CLI; tests run from target/release/deps).
+pub fn file_beside_exe(file: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    let file = backend.component_file();
     [dir.join(file), dir.join("..").join(file)].into_iter().find(|p| p.exists())
 }

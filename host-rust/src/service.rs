@@ -408,9 +408,7 @@ where
 
 /// Where `cargo xtask build` puts the service component, relative to the running executable.
 pub fn service_beside_exe() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    [dir.join(SERVICE_FILE), dir.join("..").join(SERVICE_FILE)].into_iter().find(|p| p.exists())
+    crate::file_beside_exe(SERVICE_FILE)
 }
 
 /// Parse `PATH=FILE` warm-up arguments (`/v1/classify=seed.json`).
