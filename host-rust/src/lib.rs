@@ -167,10 +167,12 @@ pub(crate) fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<
     // instead of a private copy on the heap. A read-only location just means no cache.
     let tmp = cache.with_extension(format!("cwasm.{}.tmp", std::process::id()));
     if std::fs::write(&tmp, &compiled).is_ok() && std::fs::rename(&tmp, &cache).is_ok() {
-        drop(compiled);
         remove_stale_caches(path, &cache);
-        // SAFETY: as above; the file was just written from this engine's compilation.
-        return Ok(unsafe { Component::deserialize_file(engine, &cache)? });
+        // SAFETY: as above; the file was just written from this engine's compilation. Another
+        // process may have removed it meanwhile (its engine's settings differ): then the bytes.
+        if let Ok(c) = unsafe { Component::deserialize_file(engine, &cache) } {
+            return Ok(c);
+        }
     }
     let _ = std::fs::remove_file(&tmp);
     // SAFETY: these bytes come from `precompile_component` of this very engine.
