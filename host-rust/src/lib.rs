@@ -144,14 +144,11 @@ impl Host {
     }
 }
 
-/// Compiling the component takes seconds; its machine code is cached beside it, keyed by
-/// the component's bytes and the engine's settings.
+/// Compiling the component takes seconds; its machine code is cached beside it as
+/// `NAME.<settings>.<bytes>.cwasm`, keyed by the engine's settings and the component's bytes.
 pub(crate) fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    engine.precompile_compatibility_hash().hash(&mut h);
-    let cache = path.with_extension(format!("{:016x}.cwasm", h.finish()));
+    let settings = hash_of(&engine.precompile_compatibility_hash());
+    let cache = path.with_extension(format!("{:08x}.{:016x}.cwasm", settings as u32, hash_of(bytes)));
     if cache.exists() {
         // SAFETY: the file was written by `precompile_component` of an engine with the same
         // compatibility hash, in a directory we own; a stale or broken one fails to load and
@@ -168,8 +165,8 @@ pub(crate) fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<
     let tmp = cache.with_extension(format!("cwasm.{}.tmp", std::process::id()));
     if std::fs::write(&tmp, &compiled).is_ok() && std::fs::rename(&tmp, &cache).is_ok() {
         remove_stale_caches(path, &cache);
-        // SAFETY: as above; the file was just written from this engine's compilation. Another
-        // process may have removed it meanwhile (its engine's settings differ): then the bytes.
+        // SAFETY: as above; the file was just written from this engine's compilation. (Only
+        // a process compiling another version of the file with the same settings removes it.)
         if let Ok(c) = unsafe { Component::deserialize_file(engine, &cache) } {
             return Ok(c);
         }
@@ -179,16 +176,26 @@ pub(crate) fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<
     Ok(unsafe { Component::deserialize(engine, &compiled)? })
 }
 
-/// Compilations of earlier versions of the same file (`NAME.<hash>.cwasm`): a re-baked
-/// service would otherwise leave one image-sized file per bake.
+fn hash_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// Compilations of earlier versions of the same file with the same engine settings: a
+/// re-baked service would otherwise leave one image-sized file per bake. Caches made with
+/// other settings (the CLI's engine, `serve --timeout`'s) are another engine's, still in use.
 fn remove_stale_caches(path: &Path, keep: &Path) {
-    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else { return };
+    let (Some(dir), Some(keep_name)) = (path.parent(), keep.file_name().and_then(|s| s.to_str())) else { return };
+    // keep_name is `NAME.<settings>.<bytes>.cwasm`: siblings share everything up to `<bytes>`.
+    let Some(prefix) = keep_name.strip_suffix(".cwasm").and_then(|r| r.rsplit_once('.')).map(|(p, _)| p) else { return };
     let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else { return };
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let hash = name.strip_prefix(stem).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix(".cwasm"));
-        if hash.is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())) && e.path() != keep {
+        let hash = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix(".cwasm"));
+        if hash.is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())) && name != keep_name {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -391,4 +398,29 @@ pub fn file_beside_exe(file: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
     [dir.join(file), dir.join("..").join(file)].into_iter().find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_stale_caches;
+
+    #[test]
+    fn stale_caches_of_the_same_settings_go_and_other_settings_stay() {
+        let dir = std::env::temp_dir().join(format!("edgeslm-cache-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = [
+            "svc.0000aaaa.1111111111111111.cwasm", // kept: the one just written
+            "svc.0000aaaa.2222222222222222.cwasm", // same settings, older bytes: stale
+            "svc.0000bbbb.3333333333333333.cwasm", // another engine's settings: in use
+            "svc2.0000aaaa.4444444444444444.cwasm", // another file
+            "svc.wasm",
+        ];
+        for n in names {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+        remove_stale_caches(&dir.join("svc.wasm"), &dir.join(names[0]));
+        let left: Vec<bool> = names.iter().map(|n| dir.join(n).exists()).collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(left, [true, false, true, true, true]);
+    }
 }
