@@ -90,7 +90,7 @@ pub fn round_f16(f: f32) -> f32 {
 }
 
 /// Every f16 value as f32 (256 KiB): block scales are decoded in the kernels' inner loops.
-fn f16_table() -> &'static [f32] {
+pub fn f16_table() -> &'static [f32] {
     static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| (0..=u16::MAX).map(f16_to_f32).collect())
 }

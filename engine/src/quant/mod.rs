@@ -181,12 +181,16 @@ pub enum DotType {
 /// An activation row quantized for dot products against one weight type.
 ///
 /// `d` holds one scale per block (32 or 256 values); `s` is Q8_1's d·Σq per block;
-/// `bsums` is Q8_K's Σq per 16 values. Buffers are reused across calls.
+/// `bsums` is Q8_K's Σq per 16 values.
+/// `qs16` is `qs` widened to 16 bits, filled only where the SIMD128 kernels run (their
+/// one-token kernels multiply 16-bit lanes: widened once here instead of once per weight
+/// row). Buffers are reused across calls.
 #[derive(Debug, Clone)]
 pub struct QuantizedRow {
     pub kind: DotType,
     pub n: usize,
     pub qs: Vec<i8>,
+    pub qs16: Vec<i16>,
     pub d: Vec<f32>,
     pub s: Vec<f32>,
     pub bsums: Vec<i16>,
@@ -196,7 +200,7 @@ pub struct QuantizedRow {
 
 impl QuantizedRow {
     pub fn new(kind: DotType) -> Self {
-        QuantizedRow { kind, n: 0, qs: vec![], d: vec![], s: vec![], bsums: vec![], half: vec![], f: vec![] }
+        QuantizedRow { kind, n: 0, qs: vec![], qs16: vec![], d: vec![], s: vec![], bsums: vec![], half: vec![], f: vec![] }
     }
 
     /// Quantize `x` into this row's encoding, reusing its buffers.
@@ -217,6 +221,11 @@ impl QuantizedRow {
             }
             DotType::Q8_0 | DotType::Q8_1 => self.quantize_q8(x),
             DotType::Q8K => self.quantize_q8k(x),
+        }
+        #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+        if matches!(self.kind, DotType::Q8_0 | DotType::Q8_1 | DotType::Q8K) {
+            self.qs16.clear();
+            self.qs16.extend(self.qs.iter().map(|&q| q as i16));
         }
     }
 
@@ -408,8 +417,9 @@ mod tests {
     #[test]
     fn every_kernel_matches_dequantize_then_dot() {
         let mut rng = Rng(0x5eed);
-        let n = 512;
         for ty in GgmlType::ALL {
+            // 19 blocks of 32 (SIMD kernels take four blocks at a time, then a tail), or two of 256.
+            let n = if ty.block_size() == QK { 19 * QK } else { 2 * QK_K };
             for trial in 0..20 {
                 let w = random_row(ty, n, 1.0, &mut rng);
                 let x: Vec<f32> = (0..n).map(|_| rng.f32() * 3.0).collect();

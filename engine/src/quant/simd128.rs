@@ -1,23 +1,37 @@
 //! WebAssembly SIMD128 twins of the scalar dot products (the component is built with
 //! `+simd128`). Each block's integer sum is computed with SIMD, then finished with exactly
 //! the scalar kernel's float expression, so results are bit-identical to `scalar`.
+//!
+//! SIMD128 multiplies 16-bit lanes (`i32x4.dot_i16x8_s`), so both sides are widened from
+//! bytes first. For one token the activations come widened once per matrix product
+//! (`QuantizedRow::qs16`) instead of once per weight row, and the 32-value types finish four
+//! blocks per step; the four-token tiles keep widening bytes (twice the loads made them
+//! slower). Measured with `examples/kernel_bench.rs` in wasmtime: one token Q8_0 +50%,
+//! Q6_K +40%; Q5_0's fifth bits through a lookup table instead of `i8x16.swizzle` (which
+//! compiles to several instructions on x86): Q5_0 tiles +70%. relaxed-simd's 8-bit dot
+//! product was tried as well (exact with weights below 128): +20% on Q5_0 alone but slower
+//! end to end, so not kept.
 
 use core::arch::wasm32::*;
 
-use super::f16::read_f16;
+use super::f16::{f16_table, read_f16};
 use super::scalar::scale_min_k4;
 use super::{GgmlType, QuantizedRow, QK, QK_K};
 
 /// `None` where there is no SIMD128 kernel for the type (the scalar one runs instead).
 #[inline]
 pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
-    // SAFETY: every load below reads 16 bytes inside a block of the row or of `a.qs`.
+    if a.qs16.len() != a.qs.len() {
+        return None;
+    }
+    // SAFETY: every load below reads 16 bytes inside a block of the row, or 8 i16 inside
+    // a block of `a.qs16` (as long as `a.qs`, checked above).
     unsafe {
         Some(match ty {
-            GgmlType::Q8_0 => dot_q8_0(w, a),
-            GgmlType::Q4_0 => dot_q4_0(w, a),
-            GgmlType::Q4_1 => dot_q4_1(w, a),
-            GgmlType::Q5_0 => dot_q5_0(w, a),
+            GgmlType::Q8_0 => dot_q32::<34, false>(w, a, |p| unpack_q8_0(p)),
+            GgmlType::Q4_0 => dot_q32::<18, false>(w, a, |p| unpack_q4_0(p)),
+            GgmlType::Q4_1 => dot_q32::<20, true>(w, a, |p| unpack_q4_1(p)),
+            GgmlType::Q5_0 => dot_q32::<22, false>(w, a, |p| unpack_q5_0(p)),
             GgmlType::Q4K => dot_q4_k(w, a),
             GgmlType::Q6K => dot_q6_k(w, a),
             _ => return None,
@@ -30,11 +44,17 @@ unsafe fn load(p: *const u8) -> v128 {
     v128_load(p as *const v128)
 }
 
-/// Σ x·y over 16 signed bytes, as 4 i32 lanes.
+/// 8 widened activations.
 #[inline(always)]
-fn dot16(x: v128, y: v128) -> v128 {
-    let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(x), i16x8_extend_low_i8x16(y));
-    let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(x), i16x8_extend_high_i8x16(y));
+unsafe fn load_i16(y: *const i16) -> v128 {
+    v128_load(y as *const v128)
+}
+
+/// Σ x·y over 16 signed-byte weights and 16 widened activations, as 4 i32 lanes.
+#[inline(always)]
+unsafe fn dot16(x: v128, y: *const i16) -> v128 {
+    let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(x), load_i16(y));
+    let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(x), load_i16(y.add(8)));
     i32x4_add(lo, hi)
 }
 
@@ -45,18 +65,8 @@ fn hsum_i32(v: v128) -> i32 {
 
 /// Σ over one 32-value block where the weights are given as two 16-byte halves.
 #[inline(always)]
-unsafe fn block_dot(x0: v128, x1: v128, q8: *const i8) -> v128 {
-    i32x4_add(dot16(x0, load(q8 as *const u8)), dot16(x1, load(q8.add(16) as *const u8)))
-}
-
-unsafe fn dot_q8_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(34).enumerate() {
-        let p = blk.as_ptr().add(2);
-        let s = block_dot(load(p), load(p.add(16)), a.qs.as_ptr().add(i * QK));
-        sum += hsum_i32(s) as f32 * (read_f16(blk, 0) * a.d[i]);
-    }
-    sum
+unsafe fn block_dot(x0: v128, x1: v128, y: *const i16) -> v128 {
+    i32x4_add(dot16(x0, y), dot16(x1, y.add(16)))
 }
 
 #[inline(always)]
@@ -66,52 +76,103 @@ unsafe fn nibbles(p: *const u8) -> (v128, v128) {
     (v128_and(b, m), u8x16_shr(b, 4))
 }
 
-unsafe fn dot_q4_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut sum = 0.0f32;
-    let eight = i8x16_splat(8);
-    for (i, blk) in w.chunks_exact(18).enumerate() {
-        let (lo, hi) = nibbles(blk.as_ptr().add(2));
-        let s = block_dot(i8x16_sub(lo, eight), i8x16_sub(hi, eight), a.qs.as_ptr().add(i * QK));
-        sum += hsum_i32(s) as f32 * (read_f16(blk, 0) * a.d[i]);
+/// Byte k of `SPREAD[b]` is 0x10 where bit k of `b` is set: Q5_0's fifth bits, eight at a
+/// time, put in place with one lookup instead of a shuffle, a mask and a compare.
+static SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut k = 0;
+        while k < 8 {
+            if b & (1 << k) != 0 {
+                t[b] |= 0x10 << (8 * k);
+            }
+            k += 1;
+        }
+        b += 1;
     }
-    sum
-}
+    t
+};
 
-unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(20).enumerate() {
-        let (lo, hi) = nibbles(blk.as_ptr().add(4));
-        let s = block_dot(lo, hi, a.qs.as_ptr().add(i * QK));
-        sum += hsum_i32(s) as f32 * (read_f16(blk, 0) * a.d[i]) + read_f16(blk, 2) * a.s[i];
-    }
-    sum
-}
-
-/// 16 bits of `bits` starting at `from` (0 or 16) → 16 bytes holding 0x10 where the bit is
-/// set: each byte picks its source byte, keeps its own bit, and compares.
+/// 16 bits of `bits` starting at `from` (0 or 16) → 16 bytes holding 0x10 where the bit is set.
 #[inline(always)]
 fn high_bits(bits: u32, from: u32) -> v128 {
-    let v = u32x4_splat(bits);
-    let first = (from / 8) as u8;
-    let pick = u8x16(
-        first, first, first, first, first, first, first, first,
-        first + 1, first + 1, first + 1, first + 1, first + 1, first + 1, first + 1, first + 1,
-    );
-    let bit = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
-    let set = i8x16_eq(v128_and(i8x16_swizzle(v, pick), bit), bit);
-    v128_and(set, u8x16_splat(0x10))
+    let spread = |k: u32| SPREAD[((bits >> (from + 8 * k)) & 0xff) as usize];
+    u64x2(spread(0), spread(1))
 }
 
-unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut sum = 0.0f32;
+// A 32-value block's weights as two halves of 16 signed bytes.
+
+#[inline(always)]
+unsafe fn unpack_q8_0(p: *const u8) -> (v128, v128) {
+    (load(p.add(2)), load(p.add(18)))
+}
+
+#[inline(always)]
+unsafe fn unpack_q4_0(p: *const u8) -> (v128, v128) {
+    let (lo, hi) = nibbles(p.add(2));
+    (i8x16_sub(lo, i8x16_splat(8)), i8x16_sub(hi, i8x16_splat(8)))
+}
+
+#[inline(always)]
+unsafe fn unpack_q4_1(p: *const u8) -> (v128, v128) {
+    nibbles(p.add(4))
+}
+
+#[inline(always)]
+unsafe fn unpack_q5_0(p: *const u8) -> (v128, v128) {
+    let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
+    let (lo, hi) = nibbles(p.add(6));
     let sixteen = i8x16_splat(16);
-    for (i, blk) in w.chunks_exact(22).enumerate() {
-        let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
-        let (lo, hi) = nibbles(blk.as_ptr().add(6));
-        let x0 = i8x16_sub(v128_or(lo, high_bits(qh, 0)), sixteen);
-        let x1 = i8x16_sub(v128_or(hi, high_bits(qh, 16)), sixteen);
-        let s = block_dot(x0, x1, a.qs.as_ptr().add(i * QK));
-        sum += hsum_i32(s) as f32 * (read_f16(blk, 0) * a.d[i]);
+    (i8x16_sub(v128_or(lo, high_bits(qh, 0)), sixteen), i8x16_sub(v128_or(hi, high_bits(qh, 16)), sixteen))
+}
+
+/// The f16 at `p`, through the exact table.
+#[inline(always)]
+unsafe fn f16_at(table: &[f32], p: *const u8) -> f32 {
+    table[u16::from_le_bytes([*p, *p.add(1)]) as usize]
+}
+
+/// The 32-value block types, one token. Four blocks at a time: their integer sums are
+/// gathered into one vector and finished lane-wise with the scalar kernel's expression,
+/// then added to the running sum one block after another, in the scalar kernel's order
+/// (same bits), without four horizontal sums and four scalar epilogues.
+#[inline(always)]
+unsafe fn dot_q32<const BB: usize, const MIN: bool>(
+    w: &[u8],
+    a: &QuantizedRow,
+    unpack: impl Fn(*const u8) -> (v128, v128),
+) -> f32 {
+    let nb = w.len() / BB;
+    let (wp, y) = (w.as_ptr(), a.qs16.as_ptr());
+    let block = |i: usize| {
+        let (x0, x1) = unpack(wp.add(i * BB));
+        block_dot(x0, x1, y.add(i * QK))
+    };
+    let table = f16_table();
+    let mut sum = 0.0f32;
+    let mut i = 0;
+    while i + 4 <= nb {
+        let s = f32x4_convert_i32x4(hsum4(block(i), block(i + 1), block(i + 2), block(i + 3)));
+        let p = wp.add(i * BB);
+        let dw = f32x4(f16_at(table, p), f16_at(table, p.add(BB)), f16_at(table, p.add(2 * BB)), f16_at(table, p.add(3 * BB)));
+        let mut t = f32x4_mul(s, f32x4_mul(dw, v128_load(a.d.as_ptr().add(i) as *const v128)));
+        if MIN {
+            let m = f32x4(f16_at(table, p.add(2)), f16_at(table, p.add(BB + 2)), f16_at(table, p.add(2 * BB + 2)), f16_at(table, p.add(3 * BB + 2)));
+            t = f32x4_add(t, f32x4_mul(m, v128_load(a.s.as_ptr().add(i) as *const v128)));
+        }
+        for v in lanes(t) {
+            sum += v;
+        }
+        i += 4;
+    }
+    for i in i..nb {
+        let p = wp.add(i * BB);
+        let mut t = hsum_i32(block(i)) as f32 * (f16_at(table, p) * a.d[i]);
+        if MIN {
+            t += f16_at(table, p.add(2)) * a.s[i];
+        }
+        sum += t;
     }
     sum
 }
@@ -120,6 +181,7 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
     for (i, blk) in w.chunks_exact(144).enumerate() {
         let scales = &blk[4..16];
+        // Raw bytes, widened here: measured no slower than `qs16` for this type.
         let q8 = a.qs.as_ptr().add(i * QK_K);
         let bsums = &a.bsums[i * 16..i * 16 + 16];
         let mut sumi = i32x4_splat(0);
@@ -129,8 +191,12 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
             let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
             let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
             let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
-            let d1 = block_dot(lo0, lo1, q8.add(c * 64));
-            let d2 = block_dot(hi0, hi1, q8.add(c * 64 + 32));
+            let [l00, l01] = widen(lo0);
+            let [l10, l11] = widen(lo1);
+            let [h00, h01] = widen(hi0);
+            let [h10, h11] = widen(hi1);
+            let d1 = dot32_wide(&[l00, l01, l10, l11], q8.add(c * 64));
+            let d2 = dot32_wide(&[h00, h01, h10, h11], q8.add(c * 64 + 32));
             sumi = i32x4_add(sumi, i32x4_mul(d1, i32x4_splat(sc1 as i32)));
             sumi = i32x4_add(sumi, i32x4_mul(d2, i32x4_splat(sc2 as i32)));
             summ += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
@@ -149,7 +215,7 @@ unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let m3 = u8x16_splat(0x03);
     let c32 = i8x16_splat(32);
     for (i, blk) in w.chunks_exact(210).enumerate() {
-        let q8 = a.qs.as_ptr().add(i * QK_K);
+        let q8 = a.qs16.as_ptr().add(i * QK_K);
         let sc = &blk[192..208];
         let mut sumi = i32x4_splat(0);
         for half in 0..2 {
@@ -167,7 +233,7 @@ unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
                 ];
                 for (k, q) in quads.iter().enumerate() {
                     let s = sc[half * 8 + 2 * k + part] as i8 as i32;
-                    let y = load(q8.add(half * 128 + k * 32 + o) as *const u8);
+                    let y = q8.add(half * 128 + k * 32 + o);
                     sumi = i32x4_add(sumi, i32x4_mul(dot16(i8x16_sub(*q, c32), y), i32x4_splat(s)));
                 }
             }
@@ -189,18 +255,10 @@ pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> Option<[f32
     // SAFETY: as for `vec_dot`; all four rows have the weight row's length.
     unsafe {
         Some(match ty {
-            GgmlType::Q8_0 => dot_x4_q32::<34, false>(w, a, |p| (load(p.add(2)), load(p.add(18)))),
-            GgmlType::Q4_0 => dot_x4_q32::<18, false>(w, a, |p| {
-                let (lo, hi) = nibbles(p.add(2));
-                (i8x16_sub(lo, i8x16_splat(8)), i8x16_sub(hi, i8x16_splat(8)))
-            }),
-            GgmlType::Q4_1 => dot_x4_q32::<20, true>(w, a, |p| nibbles(p.add(4))),
-            GgmlType::Q5_0 => dot_x4_q32::<22, false>(w, a, |p| {
-                let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
-                let (lo, hi) = nibbles(p.add(6));
-                let sixteen = i8x16_splat(16);
-                (i8x16_sub(v128_or(lo, high_bits(qh, 0)), sixteen), i8x16_sub(v128_or(hi, high_bits(qh, 16)), sixteen))
-            }),
+            GgmlType::Q8_0 => dot_x4_q32::<34, false>(w, a, |p| unpack_q8_0(p)),
+            GgmlType::Q4_0 => dot_x4_q32::<18, false>(w, a, |p| unpack_q4_0(p)),
+            GgmlType::Q4_1 => dot_x4_q32::<20, true>(w, a, |p| unpack_q4_1(p)),
+            GgmlType::Q5_0 => dot_x4_q32::<22, false>(w, a, |p| unpack_q5_0(p)),
             GgmlType::Q4K => dot_x4_q4_k(w, a),
             GgmlType::Q6K => dot_x4_q6_k(w, a),
             _ => return None,
@@ -223,10 +281,12 @@ fn widen(x: v128) -> [v128; 2] {
 }
 
 /// Σ x·y over 32 values: `x` already widened to four i16x8 vectors, `y` 32 bytes of q8.
+/// (The tiles widen the activations here rather than reading `qs16`: a tile sweeps every
+/// token's activations for each weight row, and twice the bytes no longer stay in cache.)
 #[inline(always)]
-unsafe fn dot32_wide(x: &[v128; 4], q8: *const i8) -> v128 {
-    let y0 = load(q8 as *const u8);
-    let y1 = load(q8.add(16) as *const u8);
+unsafe fn dot32_wide(x: &[v128; 4], y: *const i8) -> v128 {
+    let y0 = load(y as *const u8);
+    let y1 = load(y.add(16) as *const u8);
     let a = i32x4_add(
         i32x4_dot_i16x8(x[0], i16x8_extend_low_i8x16(y0)),
         i32x4_dot_i16x8(x[1], i16x8_extend_high_i8x16(y0)),
