@@ -80,7 +80,12 @@ impl Constrainer {
         info.tok_bos = tok.bos;
         let trie = TokTrie::from(&info, &words);
         let env: TokEnv = Arc::new(Vocabulary { trie, tokenizer: tok.clone() });
-        let mut factory = ParserFactory::new_simple(&env).map_err(|e| Error::Io(format!("constraint engine: {e}")))?;
+        // No token slices: llguidance's default JSON slices keep four more filtered copies of
+        // the trie (measured on Gemma's 262k vocabulary: +69 MB resident, 0.6 ms faster
+        // masks per step inside free-text strings natively). Memory is the scarcer resource
+        // at the edge, and a wasm instance never gives memory back.
+        let mut factory = ParserFactory::new(&env, Default::default(), &[])
+            .map_err(|e| Error::Io(format!("constraint engine: {e}")))?;
         factory.quiet();
         Ok(Constrainer { factory, eos })
     }
