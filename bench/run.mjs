@@ -18,6 +18,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
 const RUNS = Number(opt("--runs", "3"));
+const KEPT_NOTE = "rows marked †";
 const MODELS = {
   gemma: { file: "gemma-3-270m-q4_k_m.gguf", name: "Gemma 3 270M Q4_K_M" },
   smollm2: { file: "SmolLM2-135M-Instruct.Q4_1.gguf", name: "SmolLM2-135M-Instruct Q4_1" },
@@ -179,12 +180,8 @@ if (argv.includes("--merge")) {
       .map((o) => ({ ...o, measured: o.measured ?? { commit: last.machine.commit, date: last.machine.date } }));
     results[key].rows = [...fresh, ...kept].sort((a, b) => order(a) - order(b));
   }
-  const earlier = [...new Set(Object.values(results).flatMap((m) => m.rows)
-    .filter((r) => r.measured.commit !== measured.commit).map((r) => `${r.measured.commit} (${r.measured.date.slice(0, 10)})`))];
-  if (earlier.length) {
-    notes.push(`rows marked † were measured in an earlier run (commit ${earlier.join(", ")}) and kept by \`--merge\`; their ratios are to this run's llama.cpp row.`);
-  }
-  notes = [...notes, ...(last.notes ?? [])];
+  // The note on kept rows is written by `report` from the rows themselves.
+  notes = [...new Set((last.notes ?? []).filter((n) => !n.startsWith(KEPT_NOTE)))];
 }
 
 writeFileSync(join(repo, "bench/results/benchmark.json"), JSON.stringify({ machine, runs: RUNS, results, notes }, null, 1));
@@ -197,6 +194,13 @@ function report(machine, results, runs, notes = []) {
   const f = (v, d = 0) => (v == null ? "–" : v.toFixed(d));
   const cell = (s, d = 0) => (s ? `${f(s.median, d)} <sub>${f(s.min, d)}–${f(s.max, d)}</sub>` : "–");
   const ratio = (s, ref, inverse = false) => (s && ref ? ` (${(inverse ? ref.median / s.median : s.median / ref.median).toFixed(2)}×)` : "");
+  // Rows kept by --merge from another run (even of the same commit) are marked.
+  const earlierRun = (r) => r.measured && r.measured.date !== machine.date;
+  const earlier = [...new Set(Object.values(results).flatMap((m) => m.rows).filter(earlierRun)
+    .map((r) => `commit ${r.measured.commit}, ${r.measured.date.slice(0, 16).replace("T", " ")} UTC`))];
+  if (earlier.length) {
+    notes = [`${KEPT_NOTE} were measured in an earlier run (${earlier.join("; ")}) and kept by \`--merge\`; their ratios are to this run's llama.cpp row.`, ...notes];
+  }
   let out = `# edgeslm benchmark\n\n`;
   out += `\`cargo xtask bench\` on ${machine.cpu}, ${machine.cores} cores; load average ${machine.loadBefore.toFixed(2)} before, ${machine.loadAfter.toFixed(2)} after; ${machine.date.slice(0, 10)}, commit ${machine.commit}. `;
   out += `Each runner is a fresh process, run ${runs}× after its own warm-up call; cells are medians with min–max below. `;
@@ -209,7 +213,7 @@ function report(machine, results, runs, notes = []) {
     out += `| runtime | threads | prefill 64 tok/s | prefill 512 tok/s | decode tok/s | seed p50 ms | seed p99 ms | valid | load ms | cold start ms | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
     for (const r of rows) {
       const s = r.summary;
-      const label = r.label + (r.measured && r.measured.commit !== machine.commit ? " †" : "");
+      const label = r.label + (earlierRun(r) ? " †" : "");
       if (!s) {
         out += `| ${label} | ${r.threads} | failed |||||||||\n`;
         continue;
