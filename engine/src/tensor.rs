@@ -10,7 +10,7 @@ use crate::quant::{dequantize_row, vec_dot, vec_dot_x4, DotType, GgmlType, Quant
 use crate::storage::Storage;
 
 /// Tokens per pass over a matrix's rows in batched products: 16 tokens of a 2048-wide
-/// input are 32 KiB of 8-bit activations (64 KiB widened to 16 bits for SIMD128).
+/// input are 32 KiB of 8-bit activations.
 const TOKEN_BLOCK: usize = 16;
 
 /// A 2-D weight `[rows, cols]` (ggml's `ne = [cols, rows]`): `rows` output features, each a
