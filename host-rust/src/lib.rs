@@ -165,11 +165,14 @@ pub(crate) fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<
     let tmp = cache.with_extension(format!("cwasm.{}.tmp", std::process::id()));
     if std::fs::write(&tmp, &compiled).is_ok() && std::fs::rename(&tmp, &cache).is_ok() {
         remove_stale_caches(path, &cache);
-        // SAFETY: as above; the file was just written from this engine's compilation. (Only
-        // a process compiling another version of the file with the same settings removes it.)
+        drop(compiled); // a baked image is hundreds of MB: not held twice while mapping the file
+        // SAFETY: as above; the file was just written from this engine's compilation.
         if let Ok(c) = unsafe { Component::deserialize_file(engine, &cache) } {
             return Ok(c);
         }
+        // Only a process compiling another version of this file with the same settings
+        // removes it meanwhile: then compile again, uncached.
+        return Ok(Component::new(engine, bytes)?);
     }
     let _ = std::fs::remove_file(&tmp);
     // SAFETY: these bytes come from `precompile_component` of this very engine.
