@@ -47,6 +47,7 @@ pub struct Model {
     pub config: Config,
     /// Shared with the constraint engine, which tokenizes grammar literals.
     pub tokenizer: Arc<Tokenizer>,
+    /// The file's header; its vocabulary arrays have moved into `tokenizer`.
     pub gguf: Gguf,
     pub file_size: usize,
     /// Where the forward pass runs.
@@ -140,12 +141,12 @@ impl Model {
 
     /// Config and tokenizer from the GGUF metadata, then the backend that runs the forward pass.
     fn assemble(
-        gguf: Gguf,
+        mut gguf: Gguf,
         file_size: usize,
         backend: impl FnOnce(&Gguf, &Config, &Tokenizer) -> Result<Backend>,
     ) -> Result<Model> {
         let config = Config::from_gguf(&gguf)?;
-        let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
+        let tokenizer = Arc::new(Tokenizer::from_gguf(&mut gguf)?);
         let backend = backend(&gguf, &config, &tokenizer)?;
         Ok(Model { config, tokenizer, gguf, file_size, backend })
     }

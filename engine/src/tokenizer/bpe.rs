@@ -58,8 +58,8 @@ pub fn decode_byte_level(text: &str) -> Vec<u8> {
 }
 
 impl Bpe {
-    pub fn new(merges: &[String], pre: &str) -> Result<Bpe> {
-        let ranks = merges.iter().enumerate().map(|(i, m)| (m.clone(), i as u32)).collect();
+    pub fn new(merges: Vec<String>, pre: &str) -> Result<Bpe> {
+        let ranks = merges.into_iter().enumerate().map(|(i, m)| (m, i as u32)).collect();
         Ok(Bpe { ranks, pre: PreTokenizer::from_name(pre)? })
     }
 

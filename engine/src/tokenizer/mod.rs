@@ -9,7 +9,9 @@ mod spm;
 
 pub use bpe::byte_to_char;
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, Value};
@@ -56,7 +58,7 @@ pub struct Tokenizer {
     pub tokens: Vec<String>,
     pub attrs: Vec<Attr>,
     pub scores: Vec<f32>,
-    token_to_id: HashMap<String, u32>,
+    index: VocabIndex,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub add_bos: bool,
@@ -98,21 +100,51 @@ const EOG_TEXTS: &[&str] = &[
     "<|tool_response>",
 ];
 
+/// Token ids by text, without a second copy of the texts: a hash table of ids whose keys
+/// are read from the vocabulary (a `HashMap<String, u32>` holds every text twice, ~14 MB
+/// for a 262k vocabulary).
+#[derive(Debug)]
+struct VocabIndex {
+    ids: HashTable<u32>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl VocabIndex {
+    fn new(tokens: &[String]) -> VocabIndex {
+        let mut index = VocabIndex { ids: HashTable::with_capacity(tokens.len()), hasher: Default::default() };
+        for (i, t) in tokens.iter().enumerate() {
+            // llama.cpp keeps the first id for a duplicated text.
+            if index.get(tokens, t).is_none() {
+                let hasher = &index.hasher;
+                index.ids.insert_unique(hasher.hash_one(t.as_str()), i as u32, |&id| hasher.hash_one(tokens[id as usize].as_str()));
+            }
+        }
+        index
+    }
+
+    fn get(&self, tokens: &[String], text: &str) -> Option<u32> {
+        self.ids.find(self.hasher.hash_one(text), |&id| tokens[id as usize] == text).copied()
+    }
+}
+
 impl Tokenizer {
-    pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
+    /// Build the tokenizer from the `tokenizer.ggml.*` metadata. The vocabulary arrays are
+    /// taken out of `g` (they live here afterwards): parsed, they are a few times the size
+    /// of the vocabulary itself.
+    pub fn from_gguf(g: &mut Gguf) -> Result<Tokenizer> {
         let kind = g.require_str("tokenizer.ggml.model")?.to_string();
-        let tokens: Vec<String> = string_array(g, "tokenizer.ggml.tokens")?
+        let tokens: Vec<String> = take_string_array(g, "tokenizer.ggml.tokens")?
             .ok_or_else(|| Error::Corrupt("missing tokenizer.ggml.tokens".into()))?;
         let n = tokens.len();
         if n == 0 {
             return Err(Error::Corrupt("empty vocabulary".into()));
         }
-        let scores = match g.get("tokenizer.ggml.scores").and_then(Value::as_array) {
+        let scores = match g.metadata.remove("tokenizer.ggml.scores").as_ref().and_then(Value::as_array) {
             Some(a) if a.len() == n => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
             Some(_) => return Err(Error::Corrupt("tokenizer.ggml.scores has the wrong length".into())),
             None => vec![0.0; n],
         };
-        let mut attrs: Vec<Attr> = match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
+        let mut attrs: Vec<Attr> = match g.metadata.remove("tokenizer.ggml.token_type").as_ref().and_then(Value::as_array) {
             Some(a) if a.len() == n => a
                 .iter()
                 .map(|v| match v {
@@ -123,25 +155,20 @@ impl Tokenizer {
             Some(_) => return Err(Error::Corrupt("tokenizer.ggml.token_type has the wrong length".into())),
             None => vec![Attr::NORMAL; n],
         };
-        let mut token_to_id = HashMap::with_capacity(n);
-        for (i, t) in tokens.iter().enumerate() {
-            // llama.cpp keeps the first id for a duplicated text.
-            token_to_id.entry(t.clone()).or_insert(i as u32);
-        }
-        let id_key = |k: &str| -> Option<u32> { g.get_u64(k).filter(|&v| (v as usize) < n).map(|v| v as u32) };
-        let bos = id_key("tokenizer.ggml.bos_token_id");
-        let eos = id_key("tokenizer.ggml.eos_token_id");
-        let pre = g.get_str("tokenizer.ggml.pre").unwrap_or("default");
-
+        let index = VocabIndex::new(&tokens);
         let (model, kind, default_add_bos) = match kind.as_str() {
             "llama" => (Model::Spm(spm::Spm::new(&tokens, &attrs)?), "spm", true),
             "gpt2" => {
-                let merges = string_array(g, "tokenizer.ggml.merges")?
+                let merges = take_string_array(g, "tokenizer.ggml.merges")?
                     .ok_or_else(|| Error::Corrupt("gpt2 tokenizer without tokenizer.ggml.merges".into()))?;
-                (Model::Bpe(bpe::Bpe::new(&merges, pre)?), "bpe", false)
+                let pre = g.get_str("tokenizer.ggml.pre").unwrap_or("default");
+                (Model::Bpe(bpe::Bpe::new(merges, pre)?), "bpe", false)
             }
             other => return Err(Error::UnsupportedArchitecture(format!("tokenizer model '{other}'"))),
         };
+        let id_key = |k: &str| -> Option<u32> { g.get_u64(k).filter(|&v| (v as usize) < n).map(|v| v as u32) };
+        let bos = id_key("tokenizer.ggml.bos_token_id");
+        let eos = id_key("tokenizer.ggml.eos_token_id");
         let add_bos = g.get_bool("tokenizer.ggml.add_bos_token").unwrap_or(default_add_bos);
 
         // End-of-generation tokens are found by their text, as llama.cpp does; such a token
@@ -154,9 +181,9 @@ impl Tokenizer {
             }
         }
         // Gemma 4 / PaddleOCR: `</s>` is text when the vocabulary has `<|tool_response>`.
-        if let (Some(s), true) = (token_to_id.get("</s>"), token_to_id.contains_key("<|tool_response>")) {
-            eog.retain(|e| e != s);
-            attrs[*s as usize] = Attr::NORMAL;
+        if let (Some(s), Some(_)) = (index.get(&tokens, "</s>"), index.get(&tokens, "<|tool_response>")) {
+            eog.retain(|&e| e != s);
+            attrs[s as usize] = Attr::NORMAL;
         }
         for e in eos.into_iter().chain(id_key("tokenizer.ggml.eot_token_id")) {
             if !eog.contains(&e) {
@@ -172,7 +199,7 @@ impl Tokenizer {
             .collect();
         special.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()));
 
-        Ok(Tokenizer { model, tokens, attrs, scores, token_to_id, bos, eos, add_bos, eog, special, kind })
+        Ok(Tokenizer { model, tokens, attrs, scores, index, bos, eos, add_bos, eog, special, kind })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -180,7 +207,7 @@ impl Tokenizer {
     }
 
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.index.get(&self.tokens, text)
     }
 
     pub fn is_eog(&self, id: u32) -> bool {
@@ -279,12 +306,16 @@ impl Tokenizer {
     }
 }
 
-fn string_array(g: &Gguf, key: &str) -> Result<Option<Vec<String>>> {
-    match g.get(key) {
+/// Take a string array out of the metadata, moving its strings rather than copying them.
+fn take_string_array(g: &mut Gguf, key: &str) -> Result<Option<Vec<String>>> {
+    match g.metadata.remove(key) {
         None => Ok(None),
         Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::Corrupt(format!("{key}: non-string element"))))
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(Error::Corrupt(format!("{key}: non-string element"))),
+            })
             .collect::<Result<Vec<_>>>()
             .map(Some),
         Some(_) => Err(Error::Corrupt(format!("{key} is not an array"))),
