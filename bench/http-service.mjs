@@ -94,7 +94,9 @@ const rss = (pid) => {
   const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)[1]);
   const r = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
   const anon = Number(/Anonymous:\s+(\d+)/.exec(r)[1]);
-  return { rss_mb: kb("VmRSS") / 1024, hwm_mb: kb("VmHWM") / 1024, anon_mb: anon / 1024 };
+  // /proc counts KiB; the report's MB are 10^6 bytes, like the model file's size.
+  const mb = (kib) => (kib * 1024) / 1e6;
+  return { rss_mb: mb(kb("VmRSS")), hwm_mb: mb(kb("VmHWM")), anon_mb: mb(anon) };
 };
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);

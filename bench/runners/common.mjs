@@ -16,15 +16,16 @@ export function args() {
 export const now = () => performance.now();
 export const seedPrompt = (prefix, m) => `${prefix}Message: ${m}\nTicket:`;
 /**
- * Peak resident set of this process in MB: VmHWM, the high-water mark of this process's own
- * memory. (Not getrusage's maxRSS: Linux carries that across fork+exec, so a child would
- * report its parent's peak.)
+ * Peak resident set of this process in MB (10^6 bytes, the unit the report compares with
+ * the model file's size): VmHWM, the high-water mark of this process's own memory.
+ * (Not getrusage's maxRSS: Linux carries that across fork+exec, so a child would report its
+ * parent's peak.)
  */
 export function peakRssMb() {
   try {
     const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith("VmHWM:"));
-    return Number(line.split(/\s+/)[1]) / 1024;
+    return (Number(line.split(/\s+/)[1]) * 1024) / 1e6;
   } catch {
-    return process.resourceUsage().maxRSS / 1024;
+    return (process.resourceUsage().maxRSS * 1024) / 1e6;
   }
 }

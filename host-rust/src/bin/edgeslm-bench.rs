@@ -13,12 +13,13 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Peak resident set of this process, in MB (Linux).
+/// Peak resident set of this process, in MB of 10^6 bytes (the report compares it with the
+/// model file's size in those units); /proc counts KiB.
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    Some(kb * 1024.0 / 1e6)
 }
 
 fn main() -> Result<()> {
