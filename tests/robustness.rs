@@ -108,3 +108,61 @@ fn flipped_header_bytes_never_panic() {
         let _ = std::panic::catch_unwind(|| load(b)).expect("parser panicked");
     }
 }
+
+/// How wasm reads a model file: the header's bytes alone (as many as `gguf::header_len`
+/// finds), parsed and dropped, then the tensor data. The scanner stops exactly where the
+/// parser does, and the model is the same one the whole file gives.
+#[test]
+fn reading_only_the_tensor_data_gives_the_same_model() {
+    use edgeslm_engine::gguf::{self, Gguf};
+    use edgeslm_engine::storage::Storage;
+    for file in [SMOLLM2, GEMMA] {
+        let path = model_path(file);
+        let bytes = std::fs::read(&path).unwrap();
+        let n = gguf::header_len(&bytes).unwrap_or_else(|| panic!("{file}: no header length"));
+        assert_eq!(gguf::header_len(&bytes[..n]), Some(n), "{file}");
+        assert_eq!(gguf::header_len(&bytes[..n - 1]), None, "{file}");
+        let whole = Gguf::parse(&bytes).unwrap();
+        assert!(Gguf::parse_header(&bytes[..n], bytes.len() as u64).is_ok(), "{file}: the header alone parses");
+        assert!(Gguf::parse_header(&bytes[..n - 1], bytes.len() as u64).is_err(), "{file}: one byte short");
+
+        let (g, storage) = Storage::read_gguf(path.to_str().unwrap()).unwrap();
+        assert_eq!((storage.base(), storage.held().len()), (whole.data_offset, bytes.len() - whole.data_offset), "{file}");
+        let read = Model::load_parsed(g, storage).unwrap();
+        let mapped = Model::open(path.to_str().unwrap()).unwrap();
+        assert!(read.header().is_none(), "{file}: the header was not kept");
+        let ids = mapped.tokenizer.encode("The quick brown fox", true, false);
+        assert_eq!(read.tokenizer.encode("The quick brown fox", true, false), ids, "{file}");
+        let logits = |m: &Model| m.forward(&mut m.new_session(), &ids).unwrap();
+        assert_eq!(logits(&read), logits(&mapped), "{file}: logits");
+    }
+}
+
+/// Truncated and corrupted files through the same reader: typed errors, never a panic.
+#[test]
+fn the_tensor_data_reader_reports_truncation_and_corruption() {
+    use edgeslm_engine::storage::Storage;
+    let bytes = std::fs::read(model_path(SMOLLM2)).unwrap();
+    let dir = std::env::temp_dir().join(format!("edgeslm-read-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cut.gguf");
+    let header = edgeslm_engine::gguf::header_len(&bytes).unwrap();
+    for cut in [0, 3, 100, 5000, header - 1, header, header + 1, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let err = Storage::read_gguf(path.to_str().unwrap()).err().unwrap_or_else(|| panic!("cut at {cut} was read"));
+        assert!(matches!(err, Error::Corrupt(_) | Error::NotGguf(_)), "cut at {cut}: {err:?}");
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..100 {
+        let mut b = bytes[..3_000_000].to_vec();
+        for _ in 0..4 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            b[(state % 4096) as usize] = (state >> 32) as u8;
+        }
+        std::fs::write(&path, &b).unwrap();
+        let _ = std::panic::catch_unwind(|| Storage::read_gguf(path.to_str().unwrap())).expect("reader panicked");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

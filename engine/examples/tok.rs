@@ -5,10 +5,10 @@ fn main() {
     let t = &model.tokenizer;
     for a in &args[2..] {
         if let Ok(id) = a.parse::<u32>() {
-            println!("{id}: {:?} {:?} {}", t.tokens[id as usize], t.attrs[id as usize], t.scores[id as usize]);
+            println!("{id}: {:?} {:?} {}", &t.tokens[id as usize], t.attrs[id as usize], t.scores[id as usize]);
         } else {
             let ids = t.encode(a, false, false);
-            println!("{a:?} -> {ids:?} {:?}", ids.iter().map(|&i| t.tokens[i as usize].clone()).collect::<Vec<_>>());
+            println!("{a:?} -> {ids:?} {:?}", ids.iter().map(|&i| &t.tokens[i as usize]).collect::<Vec<_>>());
         }
     }
 }

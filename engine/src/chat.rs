@@ -17,7 +17,7 @@ pub fn render_user_turn(model: &Model, prompt: &str) -> Result<String> {
     let bad = |e: minijinja::Error| Error::InvalidOption(format!("the model's chat template failed: {e}"));
     env.add_template("chat", template).map_err(bad)?;
     let tok = &model.tokenizer;
-    let special = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).cloned().unwrap_or_default();
+    let special = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).unwrap_or_default().to_string();
     let ctx = minijinja::context! {
         messages => vec![minijinja::context! { role => "user", content => prompt }],
         add_generation_prompt => true,

@@ -63,7 +63,7 @@ impl Constrainer {
         let words: Vec<Vec<u8>> = (0..n as u32)
             .map(|id| {
                 let a = tok.attrs.get(id as usize).copied().unwrap_or_default();
-                let text = tok.tokens.get(id as usize).map(String::as_str).unwrap_or("");
+                let text = tok.tokens.get(id as usize).unwrap_or("");
                 if a.has(Attr::CONTROL) || a.has(Attr::UNKNOWN) || a.has(Attr::UNUSED) || (id as usize) >= tok.vocab_size() {
                     let mut w = vec![TokTrie::SPECIAL_TOKEN_MARKER];
                     w.extend_from_slice(text.as_bytes());

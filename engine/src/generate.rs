@@ -105,7 +105,7 @@ impl Model {
         let text = crate::chat::render_user_turn(self, prompt)?;
         // Templates that write the BOS text themselves must not get a second one.
         let tok = &self.tokenizer;
-        let has_bos = tok.bos.is_some_and(|b| text.starts_with(tok.tokens[b as usize].as_str()));
+        let has_bos = tok.bos.is_some_and(|b| text.starts_with(&tok.tokens[b as usize]));
         Ok(tok.encode(&text, !has_bos, true))
     }
 

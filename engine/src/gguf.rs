@@ -336,6 +336,66 @@ impl Gguf {
     }
 }
 
+/// The length of the header (metadata and tensor table) if it ends within `buf`, the file's
+/// first bytes: `None` when `buf` is too short, or the header is malformed (`parse_header`
+/// on more bytes then says what is wrong). Walks the layout without building anything, so a
+/// reader can fetch exactly the header before parsing it.
+pub fn header_len(buf: &[u8]) -> Option<usize> {
+    fn skip_value(c: &mut Cursor, ty: u32, depth: u32) -> Option<()> {
+        let fixed = |t: u32| match t {
+            0 | 1 | 7 => Some(1),
+            2 | 3 => Some(2),
+            4..=6 => Some(4),
+            10..=12 => Some(8),
+            _ => None,
+        };
+        match ty {
+            8 => {
+                let n = c.u64("").ok()?;
+                c.take(usize::try_from(n).ok()?, "").ok()?;
+            }
+            9 if depth == 0 => {
+                let elem = c.u32("").ok()?;
+                let n = usize::try_from(c.u64("").ok()?).ok()?;
+                match fixed(elem) {
+                    Some(size) => {
+                        c.take(n.checked_mul(size)?, "").ok()?;
+                    }
+                    None => {
+                        for _ in 0..n {
+                            skip_value(c, elem, depth + 1)?;
+                        }
+                    }
+                }
+            }
+            t => {
+                c.take(fixed(t)?, "").ok()?;
+            }
+        }
+        Some(())
+    }
+    let mut c = Cursor { buf, pos: 0 };
+    if c.take(4, "").ok()? != MAGIC {
+        return None;
+    }
+    c.u32("").ok()?;
+    let (n_tensors, n_kv) = (c.u64("").ok()?, c.u64("").ok()?);
+    for _ in 0..n_kv {
+        let key_len = c.u64("").ok()?;
+        c.take(usize::try_from(key_len).ok()?, "").ok()?;
+        let ty = c.u32("").ok()?;
+        skip_value(&mut c, ty, 0)?;
+    }
+    for _ in 0..n_tensors {
+        let name_len = c.u64("").ok()?;
+        c.take(usize::try_from(name_len).ok()?, "").ok()?;
+        let n_dims = c.u32("").ok()?;
+        // dims, then the type (u32) and the data offset (u64)
+        c.take((n_dims as usize).checked_mul(8)?.checked_add(12)?, "").ok()?;
+    }
+    Some(c.pos)
+}
+
 fn align_up(x: u64, a: u64) -> Option<u64> {
     x.checked_add(a - 1).map(|v| v / a * a)
 }

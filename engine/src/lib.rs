@@ -28,8 +28,15 @@ pub use sampler::SamplerConfig;
 pub use storage::Storage;
 
 impl Model {
-    /// Load a model from a file (memory-mapped natively).
+    /// Load a model from a file: memory-mapped natively; in wasm its tensor data is read
+    /// into memory (the header is parsed from its own buffer, then dropped).
     pub fn open(path: &str) -> Result<Model> {
+        #[cfg(target_family = "wasm")]
+        {
+            let (gguf, storage) = Storage::read_gguf(path)?;
+            Model::load_parsed(gguf, storage)
+        }
+        #[cfg(not(target_family = "wasm"))]
         Model::load(Storage::open(path)?)
     }
 

@@ -50,7 +50,7 @@ impl Matrix {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.storage[self.range.clone()]
+        self.storage.at(self.range.clone())
     }
 
     pub fn row_bytes(&self, r: usize) -> &[u8] {
@@ -133,6 +133,6 @@ pub fn load_vector(g: &Gguf, storage: &Storage, name: &str, len: usize) -> Resul
         return Err(Error::Corrupt(format!("tensor '{name}' has {} elements, expected {len}", info.n_elements())));
     }
     let mut out = vec![0.0; len];
-    dequantize_row(info.ggml_type, &storage[info.offset..info.offset + info.size], &mut out);
+    dequantize_row(info.ggml_type, storage.at(info.offset..info.offset + info.size), &mut out);
     Ok(out)
 }

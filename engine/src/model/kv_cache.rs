@@ -1,4 +1,4 @@
-//! Per-layer key/value cache. Sliding-window layers keep a ring of `window + UBATCH` slots
+//! Per-layer key/value cache. Sliding-window layers keep a ring of `window + RING_SLACK` slots
 //! (a query never looks further back than the window); global layers grow with the sequence.
 //! Values are stored rounded to f16 precision, as llama.cpp's default f16 cache holds them.
 

@@ -55,7 +55,7 @@ enum Model {
 #[derive(Debug)]
 pub struct Tokenizer {
     model: Model,
-    pub tokens: Vec<String>,
+    pub tokens: Vocab,
     pub attrs: Vec<Attr>,
     pub scores: Vec<f32>,
     index: VocabIndex,
@@ -100,6 +100,51 @@ const EOG_TEXTS: &[&str] = &[
     "<|tool_response>",
 ];
 
+/// Every token's text, in one buffer: as a `String` each, 262k short texts take about three
+/// times their bytes (a header and an allocation apiece).
+#[derive(Debug, Default)]
+pub struct Vocab {
+    text: String,
+    /// Where each token's text ends in `text`.
+    ends: Vec<u32>,
+}
+
+impl Vocab {
+    fn new(texts: Vec<String>) -> Result<Vocab> {
+        let mut v = Vocab { text: String::with_capacity(texts.iter().map(String::len).sum()), ends: Vec::with_capacity(texts.len()) };
+        for t in texts {
+            v.text.push_str(&t);
+            v.ends.push(u32::try_from(v.text.len()).map_err(|_| Error::Corrupt("the vocabulary's texts exceed 4 GiB".into()))?);
+        }
+        Ok(v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, id: usize) -> Option<&str> {
+        let end = *self.ends.get(id)? as usize;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] as usize };
+        Some(&self.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| &self[i])
+    }
+}
+
+impl std::ops::Index<usize> for Vocab {
+    type Output = str;
+    fn index(&self, id: usize) -> &str {
+        self.get(id).unwrap_or_else(|| panic!("token id {id} is outside the vocabulary ({})", self.len()))
+    }
+}
+
 /// Token ids by text, without a second copy of the texts: a hash table of ids whose keys
 /// are read from the vocabulary (a `HashMap<String, u32>` holds every text twice, ~14 MB
 /// for a 262k vocabulary).
@@ -110,20 +155,20 @@ struct VocabIndex {
 }
 
 impl VocabIndex {
-    fn new(tokens: &[String]) -> VocabIndex {
+    fn new(tokens: &Vocab) -> VocabIndex {
         let mut index = VocabIndex { ids: HashTable::with_capacity(tokens.len()), hasher: Default::default() };
         for (i, t) in tokens.iter().enumerate() {
             // llama.cpp keeps the first id for a duplicated text.
             if index.get(tokens, t).is_none() {
                 let hasher = &index.hasher;
-                index.ids.insert_unique(hasher.hash_one(t.as_str()), i as u32, |&id| hasher.hash_one(tokens[id as usize].as_str()));
+                index.ids.insert_unique(hasher.hash_one(t), i as u32, |&id| hasher.hash_one(&tokens[id as usize]));
             }
         }
         index
     }
 
-    fn get(&self, tokens: &[String], text: &str) -> Option<u32> {
-        self.ids.find(self.hasher.hash_one(text), |&id| tokens[id as usize] == text).copied()
+    fn get(&self, tokens: &Vocab, text: &str) -> Option<u32> {
+        self.ids.find(self.hasher.hash_one(text), |&id| &tokens[id as usize] == text).copied()
     }
 }
 
@@ -133,8 +178,10 @@ impl Tokenizer {
     /// of the vocabulary itself.
     pub fn from_gguf(g: &mut Gguf) -> Result<Tokenizer> {
         let kind = g.require_str("tokenizer.ggml.model")?.to_string();
-        let tokens: Vec<String> = take_string_array(g, "tokenizer.ggml.tokens")?
-            .ok_or_else(|| Error::Corrupt("missing tokenizer.ggml.tokens".into()))?;
+        let tokens = Vocab::new(
+            take_string_array(g, "tokenizer.ggml.tokens")?
+                .ok_or_else(|| Error::Corrupt("missing tokenizer.ggml.tokens".into()))?,
+        )?;
         let n = tokens.len();
         if n == 0 {
             return Err(Error::Corrupt("empty vocabulary".into()));
@@ -175,7 +222,7 @@ impl Tokenizer {
         // also becomes a control token (so plain-text tokenization never produces it).
         let mut eog: Vec<u32> = Vec::new();
         for (i, t) in tokens.iter().enumerate() {
-            if EOG_TEXTS.contains(&t.as_str()) {
+            if EOG_TEXTS.contains(&t) {
                 eog.push(i as u32);
                 attrs[i].0 |= Attr::CONTROL.0;
             }
@@ -247,7 +294,7 @@ impl Tokenizer {
             if !parse_special && (a.has(Attr::CONTROL) || a.has(Attr::UNKNOWN)) {
                 continue;
             }
-            let pat = self.tokens[id as usize].as_str();
+            let pat = &self.tokens[id as usize];
             if !frags.iter().any(|f| matches!(f, Fragment::Text(t) if t.contains(pat))) {
                 continue;
             }

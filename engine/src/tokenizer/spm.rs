@@ -4,7 +4,7 @@
 //! piece that is not in the vocabulary.
 
 use super::merge::merge;
-use super::{Attr, Tokenizer};
+use super::{Attr, Tokenizer, Vocab};
 use crate::error::Result;
 
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub fn byte_token_value(text: &str) -> Option<u8> {
 }
 
 impl Spm {
-    pub fn new(tokens: &[String], attrs: &[Attr]) -> Result<Spm> {
+    pub fn new(tokens: &Vocab, attrs: &[Attr]) -> Result<Spm> {
         let mut byte_tokens = [None; 256];
         for (i, t) in tokens.iter().enumerate() {
             if attrs[i].has(Attr::BYTE) {
