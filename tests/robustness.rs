@@ -166,3 +166,62 @@ fn the_tensor_data_reader_reports_truncation_and_corruption() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file streamed in pieces (the component's model-loader): wherever the pieces split it,
+/// around the end of the header and the padding before the tensor data included, only the
+/// tensor data is kept and the model is the same.
+#[test]
+fn a_file_received_in_pieces_keeps_only_its_tensor_data() {
+    use edgeslm_engine::gguf::{self, Gguf};
+    use edgeslm_engine::storage::Receiver;
+    // Gemma's header ends 8 bytes before its 32-aligned tensor data; SmolLM2's is aligned.
+    let path = model_path(GEMMA);
+    let bytes = std::fs::read(&path).unwrap();
+    let header = gguf::header_len(&bytes).unwrap();
+    let data = Gguf::parse(&bytes).unwrap().data_offset;
+    assert!(data > header + 1, "the test wants padding to split");
+    let receive = |cuts: &[usize]| {
+        let mut r = Receiver::new(bytes.len());
+        let mut cuts = cuts.to_vec();
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        let mut at = 0;
+        for cut in cuts {
+            r.push(&bytes[at..cut]).unwrap();
+            at = cut;
+        }
+        r.finish().unwrap()
+    };
+    let mut splits: Vec<Vec<usize>> = (header.saturating_sub(2)..=data + 2).map(|c| vec![c]).collect();
+    splits.push(vec![1, 2, 3, header, header + 1, data]);
+    splits.push((1..200).map(|i| i * 65_536).collect()); // a browser stream's pieces
+    for cuts in &splits {
+        let (g, storage) = receive(cuts);
+        assert_eq!(g.data_offset, data, "{cuts:?}");
+        assert_eq!(storage.base(), data, "{cuts:?}");
+        assert!(storage.held() == &bytes[data..], "{cuts:?}: the tensor data differs");
+    }
+    let (g, storage) = receive(&[header + 1]);
+    let received = Model::load_parsed(g, storage).unwrap();
+    let mapped = Model::open(path.to_str().unwrap()).unwrap();
+    let ids = mapped.tokenizer.encode("The quick brown fox", true, false);
+    let logits = |m: &Model| m.forward(&mut m.new_session(), &ids).unwrap();
+    assert_eq!(logits(&received), logits(&mapped));
+
+    // Too many or too few bytes, a truncated file, a corrupt header: typed errors.
+    let mut r = Receiver::new(1000);
+    assert!(matches!(r.push(&bytes[..1001]), Err(Error::InvalidOption(_))));
+    let mut r = Receiver::new(2000);
+    r.push(&bytes[..1000]).unwrap();
+    assert!(matches!(r.finish(), Err(Error::InvalidOption(_))));
+    for cut in [100, header - 1, header, data + 10] {
+        let mut r = Receiver::new(cut);
+        r.push(&bytes[..cut]).unwrap();
+        assert!(matches!(r.finish(), Err(Error::Corrupt(_))), "cut at {cut}");
+    }
+    let mut bad = bytes[..header].to_vec();
+    bad[4] = 9; // GGUF version 9
+    let mut r = Receiver::new(bad.len());
+    r.push(&bad).unwrap();
+    assert!(matches!(r.finish(), Err(Error::NotGguf(_))));
+}

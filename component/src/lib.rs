@@ -34,42 +34,46 @@ impl Guest for Component {
     type ModelLoader = ModelLoader;
 }
 
-/// A model file arriving in pieces; `None` once finished (or when the size was refused).
+/// A model file arriving in pieces (`engine::storage::Receiver`: once the header has arrived
+/// and parsed, only the tensor data is kept). `None` once finished or refused.
 pub struct ModelLoader {
     size: u64,
-    bytes: RefCell<Option<Vec<u8>>>,
+    receiver: RefCell<Option<engine::storage::Receiver>>,
 }
 
 impl GuestModelLoader for ModelLoader {
     fn new(size: u64) -> Self {
-        let mut bytes = Vec::new();
-        let ok = usize::try_from(size).ok().is_some_and(|n| bytes.try_reserve_exact(n).is_ok());
-        ModelLoader { size, bytes: RefCell::new(ok.then_some(bytes)) }
+        let receiver = usize::try_from(size).ok().map(engine::storage::Receiver::new);
+        ModelLoader { size, receiver: RefCell::new(receiver) }
     }
 
     fn push(&self, piece: Vec<u8>) -> Result<(), Error> {
-        let mut slot = self.bytes.borrow_mut();
-        let bytes = slot.as_mut().ok_or_else(|| self.unusable())?;
-        if bytes.len() as u64 + piece.len() as u64 > self.size {
+        let mut slot = self.receiver.borrow_mut();
+        let receiver = slot.as_mut().ok_or_else(|| self.unusable())?;
+        if receiver.received() as u64 + piece.len() as u64 > self.size {
             return Err(Error::InvalidOption(format!(
                 "model-loader: more than the announced {} bytes were pushed",
                 self.size
             )));
         }
-        bytes.extend_from_slice(&piece);
+        if let Err(e) = receiver.push(&piece) {
+            *slot = None;
+            return Err(to_wit(e));
+        }
         Ok(())
     }
 
     fn finish(&self) -> Result<ModelHandle, Error> {
-        let bytes = self.bytes.borrow_mut().take().ok_or_else(|| self.unusable())?;
-        if bytes.len() as u64 != self.size {
+        let receiver = self.receiver.borrow_mut().take().ok_or_else(|| self.unusable())?;
+        if receiver.received() as u64 != self.size {
             return Err(Error::InvalidOption(format!(
                 "model-loader: {} of the announced {} bytes were pushed",
-                bytes.len(),
+                receiver.received(),
                 self.size
             )));
         }
-        Ok(Model::new(engine::Model::from_bytes(bytes).map_err(to_wit)?))
+        let (gguf, storage) = receiver.finish().map_err(to_wit)?;
+        Ok(Model::new(engine::Model::load_parsed(gguf, storage).map_err(to_wit)?))
     }
 }
 

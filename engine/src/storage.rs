@@ -118,3 +118,93 @@ fn read_exact_alloc(file: &mut std::fs::File, len: usize, path: &str) -> Result<
     }
     Ok(buf)
 }
+
+/// A GGUF file arriving in order, in pieces of any size (a stream from the host): the header
+/// is gathered and parsed as soon as it is complete, and from then on only the tensor data is
+/// kept, in a buffer of exactly its size. A header that does not parse keeps every byte, so
+/// that `finish` reports the whole file's error, as `Model::from_bytes` would.
+pub struct Receiver {
+    size: usize,
+    received: usize,
+    state: Receiving,
+}
+
+enum Receiving {
+    /// Every byte so far; the header is looked for again once `head` reaches `scan_at`
+    /// (doubling, so the scans cost at most twice the header's length in all).
+    Header { head: Vec<u8>, scan_at: usize },
+    /// Every byte: the header did not parse against the announced size.
+    Whole(Vec<u8>),
+    /// The parsed header, and the tensor data so far.
+    Data { gguf: Gguf, bytes: Vec<u8> },
+}
+
+impl Receiver {
+    pub fn new(size: usize) -> Receiver {
+        Receiver { size, received: 0, state: Receiving::Header { head: Vec::new(), scan_at: 64 << 10 } }
+    }
+
+    /// How many bytes were pushed.
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// Append the next piece of the file.
+    pub fn push(&mut self, piece: &[u8]) -> Result<()> {
+        if piece.len() > self.size - self.received {
+            return Err(Error::InvalidOption(format!("more than the announced {} bytes were received", self.size)));
+        }
+        let at = self.received;
+        self.received += piece.len();
+        let cannot_hold = |n: usize| Error::Io(format!("cannot allocate {n} bytes for the model"));
+        match &mut self.state {
+            Receiving::Header { head, scan_at } => {
+                head.extend_from_slice(piece);
+                if head.len() < *scan_at && self.received < self.size {
+                    return Ok(());
+                }
+                let Some(n) = gguf::header_len(head) else {
+                    *scan_at = head.len() * 2;
+                    return Ok(());
+                };
+                let mut head = std::mem::take(head);
+                match Gguf::parse_header(&head[..n], self.size as u64) {
+                    Ok(g) => {
+                        let mut bytes = Vec::new();
+                        let len = self.size - g.data_offset;
+                        bytes.try_reserve_exact(len).map_err(|_| cannot_hold(len))?;
+                        bytes.extend_from_slice(head.get(g.data_offset..).unwrap_or_default());
+                        self.state = Receiving::Data { gguf: g, bytes };
+                    }
+                    Err(_) => {
+                        let len = self.size - head.len();
+                        head.try_reserve_exact(len).map_err(|_| cannot_hold(self.size))?;
+                        self.state = Receiving::Whole(head);
+                    }
+                }
+            }
+            Receiving::Whole(head) => head.extend_from_slice(piece),
+            Receiving::Data { gguf, bytes } => {
+                // The padding between the header and the tensor data may arrive here.
+                let skip = gguf.data_offset.saturating_sub(at).min(piece.len());
+                bytes.extend_from_slice(&piece[skip..]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The parsed header and the storage holding the tensor data, once all `size` bytes
+    /// have arrived.
+    pub fn finish(self) -> Result<(Gguf, Storage)> {
+        if self.received != self.size {
+            return Err(Error::InvalidOption(format!("{} of the announced {} bytes were received", self.received, self.size)));
+        }
+        match self.state {
+            Receiving::Header { head, .. } | Receiving::Whole(head) => Ok((Gguf::parse(&head)?, Storage::Owned(head))),
+            Receiving::Data { gguf, bytes } => {
+                let base = gguf.data_offset;
+                Ok((gguf, Storage::Tail { bytes, base }))
+            }
+        }
+    }
+}
