@@ -98,14 +98,21 @@ impl Sampler {
 }
 
 /// Index of the largest logit (the first one on ties, as llama.cpp's greedy sampler).
+/// The first index of the largest logit (NaNs are never chosen, unless all are NaN: 0).
 pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
+    // Two passes that vectorise, the largest value in eight running maxima and then where
+    // it first occurs, instead of one loop carrying the best index (3% of a Gemma token
+    // in wasm over its 262k logits).
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = logits.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
         }
     }
-    best as u32
+    let max = lanes.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    logits.iter().position(|&v| v == max).unwrap_or(0) as u32
 }
 
 /// xoshiro256** seeded through splitmix64.
@@ -147,6 +154,16 @@ mod tests {
     fn greedy_and_seeded() {
         let logits = vec![0.1, 3.0, 3.0, -1.0];
         assert_eq!(argmax(&logits), 1);
+        // The first of equal maxima, wherever the eight lanes put them; NaNs never win.
+        let mut many = vec![-1.0f32; 1003];
+        many[5] = f32::NAN;
+        many[700] = 2.5;
+        many[9] = 2.5;
+        assert_eq!(argmax(&many), 9);
+        many[1001] = 3.0;
+        assert_eq!(argmax(&many), 1001);
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 20]), 0);
+        assert_eq!(argmax(&[f32::NAN, 1.0, f32::NAN]), 1);
         let cfg = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, seed: 42 };
         let a: Vec<u32> = { let mut s = Sampler::new(cfg.clone()).unwrap(); (0..50).map(|_| s.sample(&logits)).collect() };
         let b: Vec<u32> = { let mut s = Sampler::new(cfg).unwrap(); (0..50).map(|_| s.sample(&logits)).collect() };
