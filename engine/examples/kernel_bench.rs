@@ -1,8 +1,7 @@
 //! Kernel benchmark: the quantized matrix products alone, one weight matrix per type, for
 //! one token (decode: `Matrix::matvec`, one `vec_dot` per row) and for a batch of tokens
-//! (prefill: `Matrix::matmul`, tiles of four through `vec_dot_x4`), on one thread.
-//! Runs natively or as wasm (the component's SIMD128 kernels, and relaxed-simd's when built
-//! with it):
+//! (prefill: `Matrix::matmul`, tiles of eight and four tokens), on one thread.
+//! Runs natively or as wasm (the component's SIMD128 kernels):
 //!   cargo run --release -p edgeslm-engine --example kernel_bench
 //!   cargo build --release -p edgeslm-engine --example kernel_bench --target wasm32-wasip2 &&
 //!     wasmtime target/wasm32-wasip2/release/examples/kernel_bench.wasm

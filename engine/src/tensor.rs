@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::parallel::{self, SharedOut};
-use crate::quant::{dequantize_row, vec_dot, vec_dot_x4, DotType, GgmlType, QuantizedRow};
+use crate::quant::{dequantize_row, vec_dot, vec_dot_x4, vec_dot_x8, DotType, GgmlType, QuantizedRow};
 use crate::storage::Storage;
 
 /// Tokens per pass over a matrix's rows in batched products: 16 tokens of a 2048-wide
@@ -86,8 +86,8 @@ impl Matrix {
 
     /// Batched product for `xs.len()` tokens: out[t*rows + r]. Each weight row is read once
     /// for the whole batch, which is what makes prefill faster than token-by-token decoding;
-    /// tokens go four at a time through `vec_dot_x4`, which decodes each weight block once
-    /// per tile instead of once per token. Rows are split across the engine's threads.
+    /// tokens go eight, then four, at a time through `vec_dot_x8` and `vec_dot_x4`, which
+    /// decode each weight block once per tile instead of once per token. Rows are split across the engine's threads.
     pub fn matmul(&self, xs: &[QuantizedRow], out: &mut [f32]) {
         assert!(out.len() >= xs.len() * self.rows);
         let out = SharedOut(out.as_mut_ptr());
@@ -108,17 +108,24 @@ impl Matrix {
         // from further out for every row).
         for (b, block) in xs.chunks(TOKEN_BLOCK).enumerate() {
             let first = b * TOKEN_BLOCK;
-            let tiles = block.len() / 4;
             for r in rows.clone() {
                 let w = &self.bytes()[r * rb..(r + 1) * rb];
-                for tile in 0..tiles {
-                    let t = tile * 4;
+                let mut t = 0;
+                while t + 8 <= block.len() {
+                    let tile: [&QuantizedRow; 8] = std::array::from_fn(|k| &block[t + k]);
+                    for (k, v) in vec_dot_x8(self.ty, w, &tile).into_iter().enumerate() {
+                        put(first + t + k, r, v);
+                    }
+                    t += 8;
+                }
+                if t + 4 <= block.len() {
                     let v = vec_dot_x4(self.ty, w, &[&block[t], &block[t + 1], &block[t + 2], &block[t + 3]]);
                     for (k, v) in v.into_iter().enumerate() {
                         put(first + t + k, r, v);
                     }
+                    t += 4;
                 }
-                for (t, x) in block.iter().enumerate().skip(tiles * 4) {
+                for (t, x) in block.iter().enumerate().skip(t) {
                     put(first + t, r, vec_dot(self.ty, w, x));
                 }
             }

@@ -348,6 +348,21 @@ pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     a.map(|a| vec_dot(ty, w, a))
 }
 
+/// Eight tokens against one weight row: where a SIMD128 kernel shares each unpacked block
+/// among all eight, that kernel; otherwise two four-token tiles (the same bits either way).
+#[inline]
+pub fn vec_dot_x8(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 8]) -> [f32; 8] {
+    #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+    {
+        if let Some(v) = simd128::vec_dot_x8(ty, w, a) {
+            return v;
+        }
+    }
+    let lo = vec_dot_x4(ty, w, &[a[0], a[1], a[2], a[3]]);
+    let hi = vec_dot_x4(ty, w, &[a[4], a[5], a[6], a[7]]);
+    [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]]
+}
+
 /// Random but well-formed encoded rows, for kernel tests and generated test models.
 pub mod testdata {
     use super::f16::{f32_to_bf16, f32_to_f16};
@@ -450,7 +465,7 @@ mod tests {
                 let fast = vec_dot(ty, &w, &a);
                 assert_eq!(fast.to_bits(), (reference as f32).to_bits(), "{} trial {trial}: SIMD {fast} vs scalar {reference}", ty.name());
                 // The four-token tile gives each token the same bits as the one-token kernel.
-                let others: Vec<QuantizedRow> = (1..4)
+                let others: Vec<QuantizedRow> = (1..8)
                     .map(|k| {
                         let x: Vec<f32> = (0..n).map(|_| rng.f32() * k as f32).collect();
                         let mut b = QuantizedRow::new(ty.dot_type());
@@ -463,6 +478,13 @@ mod tests {
                 for (k, row) in tile.iter().enumerate() {
                     let one = scalar::vec_dot(ty, &w, row);
                     assert_eq!(x4[k].to_bits(), one.to_bits(), "{} trial {trial} lane {k}: x4 {} vs scalar {one}", ty.name(), x4[k]);
+                }
+                // And so does the eight-token tile.
+                let tile8 = [&others[3], &others[0], &a, &others[1], &others[4], &others[2], &others[5], &others[6]];
+                let x8 = vec_dot_x8(ty, &w, &tile8);
+                for (k, row) in tile8.iter().enumerate() {
+                    let one = scalar::vec_dot(ty, &w, row);
+                    assert_eq!(x8[k].to_bits(), one.to_bits(), "{} trial {trial} lane {k}: x8 {} vs scalar {one}", ty.name(), x8[k]);
                 }
             }
         }

@@ -255,12 +255,30 @@ pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> Option<[f32
     // SAFETY: as for `vec_dot`; all four rows have the weight row's length.
     unsafe {
         Some(match ty {
-            GgmlType::Q8_0 => dot_x4_q32::<34, false>(w, a, |p| unpack_q8_0(p)),
-            GgmlType::Q4_0 => dot_x4_q32::<18, false>(w, a, |p| unpack_q4_0(p)),
-            GgmlType::Q4_1 => dot_x4_q32::<20, true>(w, a, |p| unpack_q4_1(p)),
-            GgmlType::Q5_0 => dot_x4_q32::<22, false>(w, a, |p| unpack_q5_0(p)),
+            GgmlType::Q8_0 => dot_xn_q32::<34, false, 4>(w, a, |p| unpack_q8_0(p)),
+            GgmlType::Q4_0 => dot_xn_q32::<18, false, 4>(w, a, |p| unpack_q4_0(p)),
+            GgmlType::Q4_1 => dot_xn_q32::<20, true, 4>(w, a, |p| unpack_q4_1(p)),
+            GgmlType::Q5_0 => dot_xn_q32::<22, false, 4>(w, a, |p| unpack_q5_0(p)),
             GgmlType::Q4K => dot_x4_q4_k(w, a),
             GgmlType::Q6K => dot_x4_q6_k(w, a),
+            _ => return None,
+        })
+    }
+}
+
+/// Eight rows at once, for the types whose weight blocks cost enough to unpack that sharing
+/// them among eight tokens pays; `None` for the others (two four-row tiles run instead).
+#[inline]
+pub fn vec_dot_x8(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 8]) -> Option<[f32; 8]> {
+    // SAFETY: as for `vec_dot_x4`.
+    unsafe {
+        Some(match ty {
+            GgmlType::Q8_0 => dot_xn_q32::<34, false, 8>(w, a, |p| unpack_q8_0(p)),
+            GgmlType::Q4_0 => dot_xn_q32::<18, false, 8>(w, a, |p| unpack_q4_0(p)),
+            GgmlType::Q5_0 => dot_xn_q32::<22, false, 8>(w, a, |p| unpack_q5_0(p)),
+            // Q4_1 (its nibbles are cheap to unpack, its min term is per token), Q4_K and
+            // Q6_K (eight tokens' sums no longer fit the registers beside the widened
+            // weights): measured no faster.
             _ => return None,
         })
     }
@@ -303,36 +321,45 @@ fn lanes(v: v128) -> [f32; 4] {
     [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)]
 }
 
-/// The 32-value block types: `unpack` gives a block's 32 signed weights as two 16-byte
-/// halves; `MIN` adds Q4_1's `m·s` term.
+/// The 32-value block types for `N` tokens (4 or 8): `unpack` gives a block's 32 signed
+/// weights as two 16-byte halves, widened once for all `N`; `MIN` adds Q4_1's `m·s` term.
+/// Each group of four tokens is one vector of sums, finished lane-wise.
 #[inline(always)]
-unsafe fn dot_x4_q32<const BB: usize, const MIN: bool>(
+unsafe fn dot_xn_q32<const BB: usize, const MIN: bool, const N: usize>(
     w: &[u8],
-    a: &[&QuantizedRow; 4],
+    a: &[&QuantizedRow; N],
     unpack: impl Fn(*const u8) -> (v128, v128),
-) -> [f32; 4] {
-    let mut sum = f32x4_splat(0.0);
+) -> [f32; N] {
+    let mut sums = [f32x4_splat(0.0); N]; // the first N / 4 are used
     for (i, blk) in w.chunks_exact(BB).enumerate() {
         let (x0, x1) = unpack(blk.as_ptr());
         let [a0, a1] = widen(x0);
         let [a2, a3] = widen(x1);
         let x = [a0, a1, a2, a3];
         let o = i * QK;
-        let s = hsum4(
-            dot32_wide(&x, a[0].qs.as_ptr().add(o)),
-            dot32_wide(&x, a[1].qs.as_ptr().add(o)),
-            dot32_wide(&x, a[2].qs.as_ptr().add(o)),
-            dot32_wide(&x, a[3].qs.as_ptr().add(o)),
-        );
-        let d = f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
-        let mut t = f32x4_mul(f32x4_convert_i32x4(s), f32x4_mul(f32x4_splat(read_f16(blk, 0)), d));
-        if MIN {
-            let s = f32x4(a[0].s[i], a[1].s[i], a[2].s[i], a[3].s[i]);
-            t = f32x4_add(t, f32x4_mul(f32x4_splat(read_f16(blk, 2)), s));
+        let dw = f32x4_splat(read_f16(blk, 0));
+        for g in 0..N / 4 {
+            let a = &a[4 * g..4 * g + 4];
+            let s = hsum4(
+                dot32_wide(&x, a[0].qs.as_ptr().add(o)),
+                dot32_wide(&x, a[1].qs.as_ptr().add(o)),
+                dot32_wide(&x, a[2].qs.as_ptr().add(o)),
+                dot32_wide(&x, a[3].qs.as_ptr().add(o)),
+            );
+            let d = f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
+            let mut t = f32x4_mul(f32x4_convert_i32x4(s), f32x4_mul(dw, d));
+            if MIN {
+                let s = f32x4(a[0].s[i], a[1].s[i], a[2].s[i], a[3].s[i]);
+                t = f32x4_add(t, f32x4_mul(f32x4_splat(read_f16(blk, 2)), s));
+            }
+            sums[g] = f32x4_add(sums[g], t);
         }
-        sum = f32x4_add(sum, t);
     }
-    lanes(sum)
+    let mut out = [0.0; N];
+    for g in 0..N / 4 {
+        out[4 * g..4 * g + 4].copy_from_slice(&lanes(sums[g]));
+    }
+    out
 }
 
 unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
