@@ -1,7 +1,8 @@
 //! Constrained generation: at every step only tokens that keep the output a valid prefix of
 //! the constraint's language can be chosen (llguidance computes that token mask), tokens the
-//! grammar forces are appended without sampling and evaluated in one batch (jump-forward),
-//! and generation that runs out of tokens before the output is complete is an error, never
+//! grammar forces are appended without sampling (jump-forward) and evaluated in the same
+//! batch as the token before them (the output's opening ones with the prompt), and
+//! generation that runs out of tokens before the output is complete is an error, never
 //! silently invalid output.
 
 use std::sync::Arc;
@@ -226,13 +227,18 @@ impl Model {
         let prompt_ids = self.prompt_tokens(prompt, opts)?;
         let mut sampler = self.start_generation(&prompt_ids, opts)?;
 
+        // The tokens every output starts with (e.g. `{"category":"`) are known before the
+        // model runs: they are evaluated in the prompt's batch, not in one of their own.
+        let opening = jump_forward(&mut matcher, 0, opts.max_tokens as usize)?;
+
         let mut timings = Timings::default();
         let clock = Stopwatch::start();
-        let ev = cache.eval(self, &prompt_ids)?;
-        timings.prefill_tokens = prompt_ids.len() - ev.reused;
+        let ev = cache.eval(self, &[prompt_ids.as_slice(), &opening].concat())?;
+        timings.prefill_tokens = prompt_ids.len() + opening.len() - ev.reused;
         timings.prefill_ms = clock.ms();
         let mut output = ev.output;
-        let result = self.constrained_steps(cons, cache.session(self), &mut matcher, &mut sampler, &mut output, opts, &mut timings);
+        let result =
+            self.constrained_steps(cons, cache.session(self), &mut matcher, &mut sampler, &mut output, opening, opts, &mut timings);
         // Leave the cache holding the prompt for the next call.
         let session = cache.session(self);
         if !session.truncate(prompt_ids.len()) {
@@ -259,28 +265,18 @@ impl Model {
         matcher: &mut Matcher,
         sampler: &mut Sampler,
         output: &mut Output,
+        opening: Vec<u32>,
         opts: &GenerateOptions,
         timings: &mut Timings,
     ) -> Result<(Vec<u32>, Vec<f32>)> {
         let clock = Stopwatch::start();
         let max = opts.max_tokens as usize;
-        let mut tokens: Vec<u32> = Vec::new();
+        // The output so far: the opening forced tokens, already evaluated with the prompt.
+        let mut tokens: Vec<u32> = opening;
         let mut logprobs: Vec<f32> = Vec::new();
         let mut allowed: Vec<u32> = Vec::new();
+        let mut batch: Vec<u32> = Vec::new();
         while !matcher.is_stopped() && tokens.len() < max {
-            // Jump-forward: what the grammar forces is appended and evaluated in one batch.
-            let mut forced = matcher.compute_ff_tokens();
-            forced.truncate(max - tokens.len());
-            if !forced.is_empty() {
-                matcher.consume_tokens(&forced).map_err(engine_error)?;
-                tokens.extend_from_slice(&forced);
-                if matcher.is_stopped() {
-                    break;
-                }
-                *output = self.forward_to_output(session, &forced)?;
-                timings.decode_tokens += forced.len();
-                continue;
-            }
             let mask_clock = Stopwatch::start();
             let mask = matcher.compute_mask().map_err(engine_error)?;
             timings.mask_ms.push(mask_clock.ms());
@@ -309,11 +305,18 @@ impl Model {
             }
             matcher.consume_token(next).map_err(engine_error)?;
             tokens.push(next);
-            if matcher.is_stopped() {
+            // Jump-forward: what the grammar now forces is appended, and evaluated in one
+            // batch with the chosen token (a forward pass streams every layer's weights).
+            let forced = jump_forward(matcher, tokens.len(), max)?;
+            tokens.extend_from_slice(&forced);
+            batch.clear();
+            batch.push(next);
+            batch.extend_from_slice(&forced);
+            if matcher.is_stopped() || tokens.len() >= max {
                 break;
             }
-            *output = self.forward_to_output(session, &[next])?;
-            timings.decode_tokens += 1;
+            *output = self.forward_to_output(session, &batch)?;
+            timings.decode_tokens += batch.len();
         }
         timings.decode_ms = clock.ms();
         if !matcher.is_stopped() && !matcher.is_accepting().unwrap_or(false) {
@@ -321,6 +324,22 @@ impl Model {
         }
         Ok((tokens, logprobs))
     }
+}
+
+/// The tokens the grammar forces now (jump-forward), consumed by `matcher`: as many as it
+/// forces, or until the output (`have` tokens so far) reaches `max`.
+fn jump_forward(matcher: &mut Matcher, have: usize, max: usize) -> Result<Vec<u32>> {
+    let mut all = Vec::new();
+    while !matcher.is_stopped() && have + all.len() < max {
+        let mut forced = matcher.compute_ff_tokens();
+        forced.truncate(max - have - all.len());
+        if forced.is_empty() {
+            break;
+        }
+        matcher.consume_tokens(&forced).map_err(engine_error)?;
+        all.extend(forced);
+    }
+    Ok(all)
 }
 
 /// log p(id) under softmax(logits); -inf entries (masked tokens) contribute nothing. With

@@ -47,7 +47,10 @@ impl FinishReason {
 pub struct Timings {
     pub prefill_ms: f64,
     pub decode_ms: f64,
+    /// Tokens evaluated in the prompt's batch: the prompt's (those a prompt cache did not
+    /// already hold) and, for constrained output, the tokens every output starts with.
     pub prefill_tokens: usize,
+    /// Tokens evaluated after it, one batch per sampled token and the tokens it forces.
     pub decode_tokens: usize,
     /// Constrained generation: the time of each token-mask computation, in ms.
     pub mask_ms: Vec<f64>,
