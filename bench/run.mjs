@@ -199,7 +199,7 @@ function report(machine, results, runs, notes = []) {
   const earlier = [...new Set(Object.values(results).flatMap((m) => m.rows).filter(earlierRun)
     .map((r) => `commit ${r.measured.commit}, ${r.measured.date.slice(0, 16).replace("T", " ")} UTC`))];
   if (earlier.length) {
-    notes = [`${KEPT_NOTE} were measured in an earlier run (${earlier.join("; ")}) and kept by \`--merge\`; their ratios are to this run's llama.cpp row.`, ...notes];
+    notes = [`${KEPT_NOTE} were measured in an earlier run (${earlier.join("; ")}) and kept by \`--merge\`; every ratio is to the llama.cpp row shown (itself kept from an earlier run where it is marked).`, ...notes];
   }
   let out = `# edgeslm benchmark\n\n`;
   out += `\`cargo xtask bench\` on ${machine.cpu}, ${machine.cores} cores; load average ${machine.loadBefore.toFixed(2)} before, ${machine.loadAfter.toFixed(2)} after; ${machine.date.slice(0, 10)}, commit ${machine.commit}. `;
