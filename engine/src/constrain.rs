@@ -275,7 +275,6 @@ impl Model {
         let mut tokens: Vec<u32> = opening;
         let mut logprobs: Vec<f32> = Vec::new();
         let mut allowed: Vec<u32> = Vec::new();
-        let mut batch: Vec<u32> = Vec::new();
         while !matcher.is_stopped() && tokens.len() < max {
             let mask_clock = Stopwatch::start();
             let mask = matcher.compute_mask().map_err(engine_error)?;
@@ -309,13 +308,11 @@ impl Model {
             // batch with the chosen token (a forward pass streams every layer's weights).
             let forced = jump_forward(matcher, tokens.len(), max)?;
             tokens.extend_from_slice(&forced);
-            batch.clear();
-            batch.push(next);
-            batch.extend_from_slice(&forced);
             if matcher.is_stopped() || tokens.len() >= max {
                 break;
             }
-            *output = self.forward_to_output(session, &batch)?;
+            let batch = &tokens[tokens.len() - 1 - forced.len()..];
+            *output = self.forward_to_output(session, batch)?;
             timings.decode_tokens += batch.len();
         }
         timings.decode_ms = clock.ms();

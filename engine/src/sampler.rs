@@ -97,8 +97,8 @@ impl Sampler {
     }
 }
 
-/// Index of the largest logit (the first one on ties, as llama.cpp's greedy sampler).
-/// The first index of the largest logit (NaNs are never chosen, unless all are NaN: 0).
+/// Index of the largest logit: the first one on ties, as llama.cpp's greedy sampler (NaNs
+/// are never chosen, unless all are NaN: 0).
 pub fn argmax(logits: &[f32]) -> u32 {
     // Two passes that vectorise, the largest value in eight running maxima and then where
     // it first occurs, instead of one loop carrying the best index (3% of a Gemma token

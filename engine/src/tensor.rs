@@ -87,7 +87,8 @@ impl Matrix {
     /// Batched product for `xs.len()` tokens: out[t*rows + r]. Each weight row is read once
     /// for the whole batch, which is what makes prefill faster than token-by-token decoding;
     /// tokens go eight, then four, at a time through `vec_dot_x8` and `vec_dot_x4`, which
-    /// decode each weight block once per tile instead of once per token. Rows are split across the engine's threads.
+    /// decode each weight block once per tile instead of once per token. Rows are split
+    /// across the engine's threads.
     pub fn matmul(&self, xs: &[QuantizedRow], out: &mut [f32]) {
         assert!(out.len() >= xs.len() * self.rows);
         let out = SharedOut(out.as_mut_ptr());

@@ -175,9 +175,9 @@ impl Model {
     /// The GGUF header (metadata and tensor table), for serving this model to a remote guest.
     pub fn header(&self) -> Option<&[u8]> {
         match &self.backend {
+            // Only while the storage holds the file from its start (not a wasm tail).
             Backend::Portable(w) if w.storage.base() == 0 => Some(&w.storage.held()[..self.gguf.data_offset]),
-            Backend::Portable(_) => None,
-            Backend::Remote(_) => None,
+            _ => None,
         }
     }
 
