@@ -132,14 +132,17 @@ impl Model {
         let mut sampler = self.start_generation(prompt_ids, opts)?;
 
         let mut session = self.new_session();
+        // Everything the decode loop fills is sized up front: a step allocates nothing.
+        session.reserve(prompt_ids.len() + opts.max_tokens as usize);
         let mut timings = Timings { prefill_tokens: prompt_ids.len(), ..Default::default() };
         let clock = Stopwatch::start();
-        let mut logits = self.forward(&mut session, prompt_ids)?;
+        let mut logits = Vec::new();
+        self.forward_into(&mut session, prompt_ids, &mut logits)?;
         timings.prefill_ms = clock.ms();
 
         let clock = Stopwatch::start();
-        let mut tokens = Vec::new();
-        let mut bytes: Vec<u8> = Vec::new();
+        let mut tokens = Vec::with_capacity(opts.max_tokens as usize);
+        let mut bytes: Vec<u8> = Vec::with_capacity(16 * opts.max_tokens as usize);
         let mut finish = FinishReason::MaxTokens;
         let mut cut = None;
         for step in 0..opts.max_tokens {
@@ -149,14 +152,14 @@ impl Model {
                 break;
             }
             tokens.push(next);
-            bytes.extend(self.tokenizer.piece(next));
+            self.tokenizer.push_piece(next, &mut bytes);
             if let Some(at) = find_stop(&bytes, &opts.stop) {
                 cut = Some(at);
                 finish = FinishReason::StopString;
                 break;
             }
             if step + 1 < opts.max_tokens {
-                logits = self.forward(&mut session, &[next])?;
+                self.forward_into(&mut session, &[next], &mut logits)?;
                 timings.decode_tokens += 1;
             }
         }

@@ -46,13 +46,15 @@ pub struct Sampler {
     cfg: SamplerConfig,
     rng: Xoshiro256,
     candidates: Vec<(u32, f32)>,
+    /// The candidates' probabilities (kept, like `candidates`, so a step allocates nothing).
+    probs: Vec<f64>,
 }
 
 impl Sampler {
     pub fn new(cfg: SamplerConfig) -> Result<Sampler> {
         cfg.validate()?;
         let rng = Xoshiro256::seeded(cfg.seed);
-        Ok(Sampler { cfg, rng, candidates: Vec::new() })
+        Ok(Sampler { cfg, rng, candidates: Vec::new(), probs: Vec::new() })
     }
 
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
@@ -71,7 +73,9 @@ impl Sampler {
         }
         c.sort_unstable_by(by_logit);
         let max = c[0].1;
-        let mut probs: Vec<f64> = c.iter().map(|&(_, l)| libm::exp(((l - max) / self.cfg.temperature) as f64)).collect();
+        let probs = &mut self.probs;
+        probs.clear();
+        probs.extend(c.iter().map(|&(_, l)| libm::exp(((l - max) / self.cfg.temperature) as f64)));
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
         let mut keep = probs.len();

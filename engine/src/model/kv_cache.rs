@@ -38,6 +38,15 @@ impl LayerCache {
         }
     }
 
+    /// Room for positions `0..positions`, so storing them allocates nothing (a ring never
+    /// needs more than its slots).
+    pub fn reserve(&mut self, positions: usize) {
+        let slots = self.ring.map_or(positions, |n| n.min(positions));
+        let len = slots * self.stride;
+        self.k.reserve(len.saturating_sub(self.k.len()));
+        self.v.reserve(len.saturating_sub(self.v.len()));
+    }
+
     /// Key and value of KV head `h` at `pos` (`head_dim` values each).
     pub fn get(&self, pos: usize, h: usize, head_dim: usize) -> (&[f32], &[f32]) {
         let at = self.slot(pos) * self.stride + h * head_dim;

@@ -9,12 +9,13 @@
 pub mod config;
 pub mod kv_cache;
 pub mod ops;
+mod scratch;
 
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
-use crate::quant::{DotType, QuantizedRow};
+use crate::quant::QuantizedRow;
 use crate::remote::{self, RemoteForward, RemoteOutput, RemoteSequenceState};
 use crate::storage::Storage;
 use crate::tensor::{load_vector, Matrix};
@@ -22,6 +23,7 @@ use crate::tokenizer::Tokenizer;
 pub use config::{Arch, Config, RopeStyle};
 use kv_cache::LayerCache;
 use ops::{attend, gelu, rms_norm, rope, silu};
+use scratch::{Dims, Scratch, KEEP_TOKENS};
 
 /// Tokens per forward batch. 128 rather than 256: the batch's activations (~5 MB for Gemma 3
 /// 270M) stay nearer the cache and take half the memory, at no cost in speed.
@@ -77,6 +79,9 @@ pub struct Weights {
     /// The vocabulary projection; the same matrix as `token_embd` when tied.
     pub output: Matrix,
     storage: Arc<Storage>,
+    /// The forward pass's buffers, reused by short calls (decode steps). A caller that finds
+    /// them taken (another thread's forward pass on the same model) works in fresh ones.
+    scratch: Mutex<Scratch>,
 }
 
 /// The last evaluated token's state, ready for the vocabulary projection.
@@ -95,6 +100,8 @@ pub struct Session {
     /// sliding-window rings still hold what a rollback needs.
     high_water: usize,
     has_rings: bool,
+    /// The positions `reserve` made room for.
+    reserved: usize,
 }
 
 impl Session {
@@ -115,6 +122,14 @@ impl Session {
         }
         self.tokens.truncate(n);
         true
+    }
+
+    /// Make room in the caches for `positions` positions in all, so that evaluating up to
+    /// there allocates nothing (a generation knows how far it may go).
+    pub fn reserve(&mut self, positions: usize) {
+        self.caches.iter_mut().for_each(|c| c.reserve(positions));
+        self.tokens.reserve(positions.saturating_sub(self.tokens.len()));
+        self.reserved = self.reserved.max(positions);
     }
 
     /// Start over (the caches' memory is kept).
@@ -202,18 +217,63 @@ impl Model {
             Backend::Remote(_) => Vec::new(),
         };
         let has_rings = (0..c.n_layer).any(|l| c.is_sliding(l));
-        Session { caches, remote: None, tokens: Vec::new(), high_water: 0, has_rings }
+        Session { caches, remote: None, tokens: Vec::new(), high_water: 0, has_rings, reserved: 0 }
     }
 
     /// Evaluate `tokens` after what the session holds; returns the logits of the last one.
     pub fn forward(&self, s: &mut Session, tokens: &[u32]) -> Result<Vec<f32>> {
-        let out = self.forward_to_output(s, tokens)?;
-        self.logits(&out)
+        let mut logits = Vec::new();
+        self.forward_into(s, tokens, &mut logits)?;
+        Ok(logits)
+    }
+
+    /// `forward`, writing the logits into `logits` (resized to the vocabulary). With the
+    /// portable backend a decode step this way allocates nothing once the buffers have grown
+    /// (the session's caches: see [`Session::reserve`]).
+    pub fn forward_into(&self, s: &mut Session, tokens: &[u32], logits: &mut Vec<f32>) -> Result<()> {
+        let w = match &self.backend {
+            Backend::Portable(w) => w,
+            Backend::Remote(_) => {
+                *logits = self.logits(&self.forward_to_output(s, tokens)?)?;
+                return Ok(());
+            }
+        };
+        self.check_batch(s, tokens)?;
+        let mut held = if tokens.len() <= KEEP_TOKENS { w.scratch.try_lock().ok() } else { None };
+        let mut fresh = Scratch::default();
+        let sc = held.as_deref_mut().unwrap_or(&mut fresh);
+        self.forward_last(w, s, tokens, sc);
+        let out = sc.out.as_ref().expect("forward_last quantizes the output");
+        logits.resize(w.output.rows, 0.0);
+        w.output.matvec(out, logits);
+        Ok(())
     }
 
     /// Evaluate `tokens` and return the last one's output state (normalised and quantized
     /// for the vocabulary projection), for callers that want only some logits.
     pub fn forward_to_output(&self, s: &mut Session, tokens: &[u32]) -> Result<Output> {
+        let w = match &self.backend {
+            Backend::Portable(w) => w,
+            Backend::Remote(r) => {
+                self.check_batch(s, tokens)?;
+                return remote::forward(r.as_ref(), s, tokens).map(Output::Remote);
+            }
+        };
+        self.check_batch(s, tokens)?;
+        let mut held = if tokens.len() <= KEEP_TOKENS { w.scratch.try_lock().ok() } else { None };
+        let mut fresh = Scratch::default();
+        let sc = held.as_deref_mut().unwrap_or(&mut fresh);
+        self.forward_last(w, s, tokens, sc);
+        Ok(Output::Local(sc.out.clone().expect("forward_last quantizes the output")))
+    }
+
+    fn dims(&self) -> Dims {
+        let c = &self.config;
+        Dims { d: c.n_embd, q_dim: c.q_dim(), kv_dim: c.kv_dim(), n_ff: c.n_ff }
+    }
+
+    /// What every batch must satisfy before anything is evaluated.
+    fn check_batch(&self, s: &Session, tokens: &[u32]) -> Result<()> {
         if tokens.is_empty() {
             return Err(Error::InvalidOption("no tokens to evaluate".into()));
         }
@@ -223,19 +283,21 @@ impl Model {
         if s.pos() + tokens.len() > self.config.n_ctx_train {
             return Err(Error::ContextOverflow { needed: s.pos() + tokens.len(), limit: self.config.n_ctx_train });
         }
-        let w = match &self.backend {
-            Backend::Portable(w) => w,
-            Backend::Remote(r) => return remote::forward(r.as_ref(), s, tokens).map(Output::Remote),
-        };
-        let mut hidden = Vec::new();
+        Ok(())
+    }
+
+    /// The transformer over `tokens` (checked), in batches of `UBATCH`; leaves the last
+    /// token's normalised, quantized hidden state in `sc.out`.
+    fn forward_last(&self, w: &Weights, s: &mut Session, tokens: &[u32], sc: &mut Scratch) {
         for chunk in tokens.chunks(UBATCH) {
-            hidden = self.forward_batch(w, s, chunk);
+            self.forward_batch(w, s, chunk, sc);
         }
-        let mut last = hidden[hidden.len() - self.config.n_embd..].to_vec();
-        rms_norm(&mut last, &w.output_norm, self.config.rms_eps);
-        let mut q = QuantizedRow::new(w.output.dot_type());
-        q.quantize(&last);
-        Ok(Output::Local(q))
+        let d = self.config.n_embd;
+        sc.last.clear();
+        sc.last.extend_from_slice(&sc.x[sc.x.len() - d..]);
+        rms_norm(&mut sc.last, &w.output_norm, self.config.rms_eps);
+        let out = sc.out.get_or_insert_with(|| QuantizedRow::new(w.output.dot_type()));
+        out.quantize(&sc.last);
     }
 
     /// Logits over the whole vocabulary.
@@ -277,15 +339,22 @@ impl Model {
         }
     }
 
-    /// The transformer over one batch of consecutive tokens; returns the final hidden states.
-    fn forward_batch(&self, w: &Weights, s: &mut Session, tokens: &[u32]) -> Vec<f32> {
+    /// The transformer over one batch of consecutive tokens; leaves the final hidden states
+    /// in `sc.x`.
+    fn forward_batch(&self, w: &Weights, s: &mut Session, tokens: &[u32], sc: &mut Scratch) {
         let c = &self.config;
         let (n, d) = (tokens.len(), c.n_embd);
         let pos0 = s.pos();
         let hd = c.head_dim;
+        sc.resize(n, self.dims());
+        let Scratch { x, h, q, k, v, att, proj, gate, up, scores, q16, acts, .. } = sc;
+        // A query group's attention weights: one per head and position it sees, up to the
+        // whole reservation.
+        let group = c.n_head / c.n_head_kv;
+        scores.clear();
+        scores.reserve(group * s.reserved.max(pos0 + n));
 
         // Token embeddings (Gemma scales them by √d).
-        let mut x = vec![0.0f32; n * d];
         for (t, &tok) in tokens.iter().enumerate() {
             let row = &mut x[t * d..(t + 1) * d];
             w.token_embd.row(tok as usize, row);
@@ -294,16 +363,6 @@ impl Model {
             }
         }
 
-        let mut acts = Activations::default();
-        let mut q = vec![0.0f32; n * c.q_dim()];
-        let mut k = vec![0.0f32; n * c.kv_dim()];
-        let mut v = vec![0.0f32; n * c.kv_dim()];
-        let mut att = vec![0.0f32; n * c.q_dim()];
-        let mut proj = vec![0.0f32; n * d];
-        let mut gate = vec![0.0f32; n * c.n_ff];
-        let mut up = vec![0.0f32; n * c.n_ff];
-        let mut scores = Vec::new();
-
         for (l, layer) in w.layers.iter().enumerate() {
             let cache = &mut s.caches[l];
             let sliding = c.is_sliding(l);
@@ -311,12 +370,12 @@ impl Model {
                 if sliding { (c.rope_base_local, c.rope_freq_scale_local) } else { (c.rope_base, c.rope_freq_scale) };
 
             // --- attention ---
-            let mut h = x.clone();
+            h.copy_from_slice(x);
             h.chunks_exact_mut(d).for_each(|r| rms_norm(r, &layer.attn_norm, c.rms_eps));
-            acts.set(&h, d);
-            layer.wq.matmul(acts.get(layer.wq.dot_type()), &mut q);
-            layer.wk.matmul(acts.get(layer.wk.dot_type()), &mut k);
-            layer.wv.matmul(acts.get(layer.wv.dot_type()), &mut v);
+            acts.set(h, d);
+            layer.wq.matmul(acts.get(layer.wq.dot_type()), q);
+            layer.wk.matmul(acts.get(layer.wk.dot_type()), k);
+            layer.wv.matmul(acts.get(layer.wv.dot_type()), v);
             for t in 0..n {
                 let pos = pos0 + t;
                 for head in q[t * c.q_dim()..(t + 1) * c.q_dim()].chunks_exact_mut(hd) {
@@ -334,7 +393,7 @@ impl Model {
                 }
                 cache.store(pos, &k[t * c.kv_dim()..(t + 1) * c.kv_dim()], &v[t * c.kv_dim()..(t + 1) * c.kv_dim()]);
             }
-            let group = c.n_head / c.n_head_kv;
+            let cache = &*cache;
             for t in 0..n {
                 let pos = pos0 + t;
                 // A sliding-window query sees the last `window` positions, itself included.
@@ -342,40 +401,37 @@ impl Model {
                     (true, Some(w)) => (pos + 1).saturating_sub(w),
                     _ => 0,
                 };
-                // Query heads share their KV head (grouped-query attention): gather it once.
+                // Each KV head with the query heads that share it (grouped-query attention).
                 for kvh in 0..c.n_head_kv {
-                    let (keys, values): (Vec<&[f32]>, Vec<&[f32]>) =
-                        (first..=pos).map(|p| cache.get(p, kvh, hd)).unzip();
-                    for head in kvh * group..(kvh + 1) * group {
-                        let at = t * c.q_dim() + head * hd;
-                        attend(&q[at..at + hd], &keys, &values, &mut scores, &mut att[at..at + hd]);
-                    }
+                    let at = t * c.q_dim() + kvh * group * hd;
+                    let heads = at..at + group * hd;
+                    let kv = |i: usize| cache.get(first + i, kvh, hd);
+                    attend(&q[heads.clone()], hd, pos + 1 - first, kv, q16, scores, &mut att[heads]);
                 }
             }
-            acts.set(&att, c.q_dim());
-            layer.wo.matmul(acts.get(layer.wo.dot_type()), &mut proj);
+            acts.set(att, c.q_dim());
+            layer.wo.matmul(acts.get(layer.wo.dot_type()), proj);
             if let Some(w) = &layer.post_attn_norm {
                 proj.chunks_exact_mut(d).for_each(|r| rms_norm(r, w, c.rms_eps));
             }
-            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+            x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
 
             // --- feed-forward: down(act(gate(h)) * up(h)) ---
-            let mut h = x.clone();
+            h.copy_from_slice(x);
             h.chunks_exact_mut(d).for_each(|r| rms_norm(r, &layer.ffn_norm, c.rms_eps));
-            acts.set(&h, d);
-            layer.w_gate.matmul(acts.get(layer.w_gate.dot_type()), &mut gate);
-            layer.w_up.matmul(acts.get(layer.w_up.dot_type()), &mut up);
+            acts.set(h, d);
+            layer.w_gate.matmul(acts.get(layer.w_gate.dot_type()), gate);
+            layer.w_up.matmul(acts.get(layer.w_up.dot_type()), up);
             let act: fn(f32) -> f32 = if c.arch == Arch::Gemma3 { gelu } else { silu };
-            gate.iter_mut().zip(&up).for_each(|(g, u)| *g = act(*g) * u);
-            acts.set(&gate, c.n_ff);
-            layer.w_down.matmul(acts.get(layer.w_down.dot_type()), &mut proj);
+            gate.iter_mut().zip(up.iter()).for_each(|(g, u)| *g = act(*g) * u);
+            acts.set(gate, c.n_ff);
+            layer.w_down.matmul(acts.get(layer.w_down.dot_type()), proj);
             if let Some(w) = &layer.post_ffn_norm {
                 proj.chunks_exact_mut(d).for_each(|r| rms_norm(r, w, c.rms_eps));
             }
-            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+            x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
         }
         s.advance(tokens);
-        x
     }
 }
 
@@ -425,40 +481,6 @@ impl Weights {
             layers.push(layer);
         }
         let output_norm = vector("output_norm.weight", c.n_embd)?;
-        Ok(Weights { token_embd, layers, output_norm, output, storage })
-    }
-}
-
-/// A batch of activation rows, quantized on demand once per dot type.
-#[derive(Default)]
-struct Activations {
-    rows: Vec<f32>,
-    width: usize,
-    quantized: Vec<(DotType, Vec<QuantizedRow>)>,
-}
-
-impl Activations {
-    fn set(&mut self, rows: &[f32], width: usize) {
-        self.rows.clear();
-        self.rows.extend_from_slice(rows);
-        self.width = width;
-        self.quantized.clear();
-    }
-
-    fn get(&mut self, kind: DotType) -> &[QuantizedRow] {
-        if let Some(i) = self.quantized.iter().position(|(k, _)| *k == kind) {
-            return &self.quantized[i].1;
-        }
-        let rows = self
-            .rows
-            .chunks_exact(self.width)
-            .map(|r| {
-                let mut q = QuantizedRow::new(kind);
-                q.quantize(r);
-                q
-            })
-            .collect();
-        self.quantized.push((kind, rows));
-        &self.quantized.last().unwrap().1
+        Ok(Weights { token_embd, layers, output_norm, output, storage, scratch: Mutex::default() })
     }
 }

@@ -79,19 +79,43 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// One query head attending over cached keys/values (already in f16 precision):
-/// out = softmax(q·Kᵀ) · V. Like llama.cpp with an f16 KV cache, the query and the
-/// attention weights are rounded to f16 before their products.
-pub fn attend(q: &[f32], keys: &[&[f32]], values: &[&[f32]], scores: &mut Vec<f32>, out: &mut [f32]) {
-    let q16: Vec<f32> = q.iter().map(|&v| round_f16(v)).collect();
+/// The query heads that share one KV head (grouped-query attention) attending over its
+/// cached keys/values (already in f16 precision): out = softmax(q·Kᵀ) · V for each head.
+/// Like llama.cpp with an f16 KV cache, the queries and the attention weights are rounded
+/// to f16 before their products.
+///
+/// `qs` and `out` hold the group's heads one after another, `head_dim` values each; `kv(i)`
+/// is the i-th of `n` cached (key, value) pairs, read once for the whole group. `q16` and
+/// `scores` are buffers kept by the caller, so a decode step allocates nothing.
+pub fn attend<'a>(
+    qs: &[f32],
+    head_dim: usize,
+    n: usize,
+    kv: impl Fn(usize) -> (&'a [f32], &'a [f32]),
+    q16: &mut Vec<f32>,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let heads = qs.len() / head_dim;
+    q16.clear();
+    q16.extend(qs.iter().map(|&v| round_f16(v)));
     scores.clear();
-    scores.extend(keys.iter().map(|k| dot(&q16, k)));
-    softmax(scores);
+    scores.resize(heads * n, 0.0);
+    for i in 0..n {
+        let k = kv(i).0;
+        for (h, q) in q16.chunks_exact(head_dim).enumerate() {
+            scores[h * n + i] = dot(q, k);
+        }
+    }
+    scores.chunks_exact_mut(n).for_each(softmax);
     out.fill(0.0);
-    for (&w, v) in scores.iter().zip(values) {
-        let w = round_f16(w);
-        for (o, &x) in out.iter_mut().zip(v.iter()) {
-            *o += w * x;
+    for i in 0..n {
+        let v = kv(i).1;
+        for (h, o) in out.chunks_exact_mut(head_dim).enumerate() {
+            let w = round_f16(scores[h * n + i]);
+            for (o, &x) in o.iter_mut().zip(v) {
+                *o += w * x;
+            }
         }
     }
 }

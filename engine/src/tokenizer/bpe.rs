@@ -44,17 +44,15 @@ fn char_to_byte() -> &'static HashMap<char, u8> {
     T.get_or_init(|| byte_to_char().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect())
 }
 
-/// A byte-level token text back to its bytes.
-pub fn decode_byte_level(text: &str) -> Vec<u8> {
+/// A byte-level token text back to its bytes, appended to `out`.
+pub fn push_byte_level(text: &str, out: &mut Vec<u8>) {
     let m = char_to_byte();
-    let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {
         match m.get(&c) {
             Some(&b) => out.push(b),
-            None => out.extend_from_slice(c.to_string().as_bytes()),
+            None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
-    out
 }
 
 impl Bpe {

@@ -325,21 +325,32 @@ impl Tokenizer {
     /// The bytes a token stands for in output text (control and unknown tokens render as
     /// nothing, as in llama.cpp's detokenizer without `special`).
     pub fn piece(&self, id: u32) -> Vec<u8> {
-        let Some(text) = self.tokens.get(id as usize) else { return vec![] };
+        let mut out = Vec::new();
+        self.push_piece(id, &mut out);
+        out
+    }
+
+    /// Append `piece(id)` to `out` (a decode loop's output, without a vector per token).
+    pub fn push_piece(&self, id: u32, out: &mut Vec<u8>) {
+        let Some(text) = self.tokens.get(id as usize) else { return };
         let a = self.attrs[id as usize];
         if a.has(Attr::CONTROL) || a.has(Attr::UNKNOWN) {
-            vec![]
         } else if a.has(Attr::USER_DEFINED) {
-            text.as_bytes().to_vec()
+            out.extend_from_slice(text.as_bytes());
         } else if a.has(Attr::NORMAL) {
             match &self.model {
-                Model::Spm(_) => text.replace('\u{2581}', " ").into_bytes(),
-                Model::Bpe(_) => bpe::decode_byte_level(text),
+                Model::Spm(_) => {
+                    for (i, part) in text.split('\u{2581}').enumerate() {
+                        if i > 0 {
+                            out.push(b' ');
+                        }
+                        out.extend_from_slice(part.as_bytes());
+                    }
+                }
+                Model::Bpe(_) => bpe::push_byte_level(text, out),
             }
         } else if a.has(Attr::BYTE) {
-            spm::byte_token_value(text).map(|b| vec![b]).unwrap_or_default()
-        } else {
-            vec![]
+            out.extend(spm::byte_token_value(text));
         }
     }
 
@@ -347,7 +358,7 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut bytes = Vec::new();
         for &id in ids {
-            bytes.extend(self.piece(id));
+            self.push_piece(id, &mut bytes);
         }
         String::from_utf8_lossy(&bytes).into_owned()
     }
