@@ -238,15 +238,10 @@ impl Model {
                 return Ok(());
             }
         };
-        self.check_batch(s, tokens)?;
-        let mut held = if tokens.len() <= KEEP_TOKENS { w.scratch.try_lock().ok() } else { None };
-        let mut fresh = Scratch::default();
-        let sc = held.as_deref_mut().unwrap_or(&mut fresh);
-        self.forward_last(w, s, tokens, sc);
-        let out = sc.out.as_ref().expect("forward_last quantizes the output");
-        logits.resize(w.output.rows, 0.0);
-        w.output.matvec(out, logits);
-        Ok(())
+        self.forward_local(w, s, tokens, |out| {
+            logits.resize(w.output.rows, 0.0);
+            w.output.matvec(out, logits);
+        })
     }
 
     /// Evaluate `tokens` and return the last one's output state (normalised and quantized
@@ -259,12 +254,19 @@ impl Model {
                 return remote::forward(r.as_ref(), s, tokens).map(Output::Remote);
             }
         };
+        self.forward_local(w, s, tokens, |out| Output::Local(out.clone()))
+    }
+
+    /// The portable forward pass over `tokens` (checked first), then `finish` on the last
+    /// token's quantized output state. Short calls work in the kept buffers (when no other
+    /// thread holds them), long ones in buffers of their own.
+    fn forward_local<R>(&self, w: &Weights, s: &mut Session, tokens: &[u32], finish: impl FnOnce(&QuantizedRow) -> R) -> Result<R> {
         self.check_batch(s, tokens)?;
         let mut held = if tokens.len() <= KEEP_TOKENS { w.scratch.try_lock().ok() } else { None };
         let mut fresh = Scratch::default();
         let sc = held.as_deref_mut().unwrap_or(&mut fresh);
         self.forward_last(w, s, tokens, sc);
-        Ok(Output::Local(sc.out.clone().expect("forward_last quantizes the output")))
+        Ok(finish(sc.out.as_ref().expect("forward_last quantizes the output")))
     }
 
     fn dims(&self) -> Dims {

@@ -25,7 +25,7 @@ pub(crate) struct Scratch {
     pub proj: Vec<f32>,
     pub gate: Vec<f32>,
     pub up: Vec<f32>,
-    /// One query head's attention weights, and the query rounded to f16.
+    /// A query group's attention weights, and its queries rounded to f16.
     pub scores: Vec<f32>,
     pub q16: Vec<f32>,
     pub acts: Activations,

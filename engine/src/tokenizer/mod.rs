@@ -335,7 +335,9 @@ impl Tokenizer {
         let Some(text) = self.tokens.get(id as usize) else { return };
         let a = self.attrs[id as usize];
         if a.has(Attr::CONTROL) || a.has(Attr::UNKNOWN) {
-        } else if a.has(Attr::USER_DEFINED) {
+            return;
+        }
+        if a.has(Attr::USER_DEFINED) {
             out.extend_from_slice(text.as_bytes());
         } else if a.has(Attr::NORMAL) {
             match &self.model {
