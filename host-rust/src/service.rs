@@ -208,21 +208,37 @@ impl Server {
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
-        // The guest runs in its own task: it may keep writing the body after the headers,
-        // and holds its instance slot until it is done.
-        let task = tokio::task::spawn(async move {
-            let _permit = permit;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
-        });
+        // The guest computes for hundreds of milliseconds without yielding. On the server's
+        // own workers it would hold up every task queued behind it on that worker (a
+        // connection woken there cannot be stolen by an idle one), so a busy server could not
+        // even answer `overloaded`. Each instance gets its own thread, and a single-threaded
+        // runtime for the guest's I/O; it may keep writing the body after the headers, and
+        // holds its instance slot until it is done.
+        let (done, finished) = tokio::sync::oneshot::channel::<Result<()>>();
+        std::thread::Builder::new()
+            .name("edgeslm-instance".into())
+            .spawn(move || {
+                let _permit = permit;
+                let run = async move {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+                };
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(run).map_err(anyhow::Error::from));
+                let _ = done.send(result);
+            })
+            .context("cannot start a thread for the instance")?;
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => {
-                let e = match task.await {
+                let e = match finished.await {
                     Ok(Ok(())) => anyhow!("the guest did not set a response"),
-                    Ok(Err(e)) => anyhow::Error::from(e),
-                    Err(e) => e.into(),
+                    Ok(Err(e)) => e,
+                    Err(_) => anyhow!("the instance's thread ended without a result"),
                 };
                 Err(e.context("the guest failed before responding"))
             }
