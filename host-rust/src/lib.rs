@@ -104,8 +104,17 @@ impl Host {
         let mut config = Config::new();
         config.wasm_component_model(true);
         #[cfg(feature = "profiling")]
-        if std::env::var("EDGESLM_PROFILE").as_deref() == Ok("perfmap") {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        match std::env::var("EDGESLM_PROFILE").as_deref() {
+            // `perf report` by function name.
+            Ok("perfmap") => {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
+            // `perf record -k mono`, then `perf inject --jit`: `perf annotate` shows the
+            // machine code Cranelift emitted for each wasm function.
+            Ok("jitdump") => {
+                config.profiler(wasmtime::ProfilingStrategy::JitDump);
+            }
+            _ => {}
         }
         let engine = Engine::new(&config)?;
         let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
