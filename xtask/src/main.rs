@@ -11,10 +11,13 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build(),
         Some("component") => build_component().map(|_| ()),
+        Some("component-relaxed") => build_relaxed(),
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask build      # component + target/release/edgeslm");
             eprintln!("       cargo xtask component  # the component only");
+            eprintln!("       cargo xtask component-relaxed");
+            eprintln!("                              # target/release/edgeslm-component-relaxed.wasm: relaxed-simd kernels");
             eprintln!("       cargo xtask bench [--runs N] [--models gemma,smollm2] [--only a,b]");
             eprintln!("                              # edgeslm vs llama.cpp vs wllama → bench/results/");
             std::process::exit(2)
@@ -63,6 +66,19 @@ fn build_component() -> Result<PathBuf> {
     let size = std::fs::metadata(&out)?.len();
     println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
     Ok(portable.unwrap())
+}
+
+/// The portable component with the engine's relaxed-simd kernels (same results; validates only
+/// on hosts with relaxed-simd): target/release/edgeslm-component-relaxed.wasm, for `--component`.
+fn build_relaxed() -> Result<()> {
+    eprintln!("xtask: building edgeslm-component-relaxed.wasm (wasm32-wasip2, simd128, relaxed-simd)");
+    cargo(&["build", "-p", "edgeslm-component", "--target", "wasm32-wasip2", "--profile", "component", "--features", "relaxed-simd"])?;
+    let out = root().join("target/release/edgeslm-component-relaxed.wasm");
+    std::fs::create_dir_all(out.parent().unwrap())?;
+    std::fs::copy(root().join("target/wasm32-wasip2/component/edgeslm_component.wasm"), &out)?;
+    let size = std::fs::metadata(&out)?.len();
+    println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
+    Ok(())
 }
 
 fn build() -> Result<()> {

@@ -194,13 +194,16 @@ pub struct QuantizedRow {
     pub d: Vec<f32>,
     pub s: Vec<f32>,
     pub bsums: Vec<i16>,
+    /// Q8_0 / Q8_1: each block's Σ of quants, for kernels that multiply a weight type's
+    /// unsigned codes and subtract its offset afterwards (relaxed-simd's Q5_0).
+    pub isum: Vec<i32>,
     pub half: Vec<u16>,
     pub f: Vec<f32>,
 }
 
 impl QuantizedRow {
     pub fn new(kind: DotType) -> Self {
-        QuantizedRow { kind, n: 0, qs: vec![], qs16: vec![], d: vec![], s: vec![], bsums: vec![], half: vec![], f: vec![] }
+        QuantizedRow { kind, n: 0, qs: vec![], qs16: vec![], d: vec![], s: vec![], bsums: vec![], isum: vec![], half: vec![], f: vec![] }
     }
 
     /// Quantize `x` into this row's encoding, reusing its buffers.
@@ -236,6 +239,7 @@ impl QuantizedRow {
         self.qs.resize(x.len(), 0);
         self.d.resize(nb, 0.0);
         self.s.resize(nb, 0.0);
+        self.isum.resize(nb, 0);
         for b in 0..nb {
             let xs = &x[b * QK..(b + 1) * QK];
             let amax = xs.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
@@ -249,6 +253,7 @@ impl QuantizedRow {
             }
             self.d[b] = round_f16(d);
             self.s[b] = round_f16(d * sum as f32);
+            self.isum[b] = sum;
         }
     }
 

@@ -8,9 +8,9 @@
 //! blocks per step; the four-token tiles keep widening bytes (twice the loads made them
 //! slower). Measured with `examples/kernel_bench.rs` in wasmtime: one token Q8_0 +50%,
 //! Q6_K +40%; Q5_0's fifth bits through a lookup table instead of `i8x16.swizzle` (which
-//! compiles to several instructions on x86): Q5_0 tiles +70%. relaxed-simd's 8-bit dot
-//! product was tried as well (exact with weights below 128): +20% on Q5_0 alone but slower
-//! end to end, so not kept.
+//! compiles to several instructions on x86): Q5_0 tiles +70%. With the engine feature
+//! `relaxed-simd`, some types use relaxed-simd's 8-bit dot products instead (module
+//! `relaxed`, below).
 
 use core::arch::wasm32::*;
 
@@ -31,7 +31,13 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
             GgmlType::Q8_0 => dot_q32::<34, false>(w, a, |p| unpack_q8_0(p)),
             GgmlType::Q4_0 => dot_q32::<18, false>(w, a, |p| unpack_q4_0(p)),
             GgmlType::Q4_1 => dot_q32::<20, true>(w, a, |p| unpack_q4_1(p)),
+            #[cfg(feature = "relaxed-simd")]
+            GgmlType::Q5_0 => relaxed::dot_q5_0(w, a),
+            #[cfg(not(feature = "relaxed-simd"))]
             GgmlType::Q5_0 => dot_q32::<22, false>(w, a, |p| unpack_q5_0(p)),
+            #[cfg(feature = "relaxed-simd")]
+            GgmlType::Q4K => relaxed::dot_q4_k(w, a),
+            #[cfg(not(feature = "relaxed-simd"))]
             GgmlType::Q4K => dot_q4_k(w, a),
             GgmlType::Q6K => dot_q6_k(w, a),
             _ => return None,
@@ -177,6 +183,7 @@ unsafe fn dot_q32<const BB: usize, const MIN: bool>(
     sum
 }
 
+#[cfg_attr(feature = "relaxed-simd", allow(dead_code))] // replaced by `relaxed`
 unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
     for (i, blk) in w.chunks_exact(144).enumerate() {
@@ -259,7 +266,13 @@ pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> Option<[f32
             GgmlType::Q4_0 => dot_xn_q32::<18, false, 4>(w, a, |p| unpack_q4_0(p)),
             GgmlType::Q4_1 => dot_xn_q32::<20, true, 4>(w, a, |p| unpack_q4_1(p)),
             GgmlType::Q5_0 => dot_xn_q32::<22, false, 4>(w, a, |p| unpack_q5_0(p)),
+            #[cfg(feature = "relaxed-simd")]
+            GgmlType::Q4K => relaxed::dot_x4_q4_k(w, a),
+            #[cfg(not(feature = "relaxed-simd"))]
             GgmlType::Q4K => dot_x4_q4_k(w, a),
+            #[cfg(feature = "relaxed-simd")]
+            GgmlType::Q6K => relaxed::dot_x4_q6_k(w, a),
+            #[cfg(not(feature = "relaxed-simd"))]
             GgmlType::Q6K => dot_x4_q6_k(w, a),
             _ => return None,
         })
@@ -362,6 +375,7 @@ unsafe fn dot_xn_q32<const BB: usize, const MIN: bool, const N: usize>(
     out
 }
 
+#[cfg_attr(feature = "relaxed-simd", allow(dead_code))] // replaced by `relaxed`
 unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = f32x4_splat(0.0);
     for (i, blk) in w.chunks_exact(144).enumerate() {
@@ -399,6 +413,7 @@ unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     lanes(sum)
 }
 
+#[cfg_attr(feature = "relaxed-simd", allow(dead_code))] // replaced by `relaxed`
 unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = f32x4_splat(0.0);
     let m4 = u8x16_splat(0x0f);
@@ -437,4 +452,189 @@ unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
         sum = f32x4_add(sum, f32x4_mul(f32x4_convert_i32x4(hsum4(sumi[0], sumi[1], sumi[2], sumi[3])), d));
     }
     lanes(sum)
+}
+
+/// Kernels for hosts with relaxed-simd (engine feature `relaxed-simd`, its own component
+/// build: a module using it validates only where the host has it). Its 8-bit dot products
+/// multiply 16 signed bytes by 16 bytes below 128 and add pairs into i16 lanes (x86:
+/// `pmaddubsw`; the `_add` form goes on to i32 lanes), with no widening of either side. The
+/// result is implementation-defined only when a byte of the second operand has its top bit
+/// set or a pair's sum overflows i16; here the second operand is a weight's unsigned code
+/// (Q5_0 0..31, Q4_K 0..15, Q6_K 0..63, the offset subtracted afterwards through the
+/// activations' sums) and activations are within ±127, so pairs stay below 2·127·63: exact
+/// on every engine, with the same integer sums, hence the same bits, as the kernels above.
+/// Only the kernels that measured faster are used (bench/results/kernels.md): Q5_0 and Q4_K
+/// for one token, Q4_K and Q6_K in four-token tiles.
+#[cfg(feature = "relaxed-simd")]
+mod relaxed {
+    use super::*;
+
+    /// Σ q·y over one 32-value block: `x0`, `x1` the weights' unsigned codes, `y` 32 quants.
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
+    unsafe fn dot32(x0: v128, x1: v128, y: *const i8) -> v128 {
+        let y = y as *const u8;
+        i32x4_relaxed_dot_i8x16_i7x16_add(load(y.add(16)), x1, i32x4_relaxed_dot_i8x16_i7x16_add(load(y), x0, i32x4_splat(0)))
+    }
+
+    /// Q5_0's block `p` as unsigned codes 0..31, two halves of 16.
+    #[inline(always)]
+    unsafe fn codes_q5_0(p: *const u8) -> (v128, v128) {
+        let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
+        let (lo, hi) = nibbles(p.add(6));
+        (v128_or(lo, high_bits(qh, 0)), v128_or(hi, high_bits(qh, 16)))
+    }
+
+    /// Q5_0, one token: four blocks per step, finished as `dot_q32` finishes them.
+    #[target_feature(enable = "relaxed-simd")]
+    pub unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
+        let nb = w.len() / 22;
+        let (wp, y) = (w.as_ptr(), a.qs.as_ptr());
+        let block = |i: usize| {
+            let (x0, x1) = codes_q5_0(wp.add(i * 22));
+            dot32(x0, x1, y.add(i * QK))
+        };
+        let table = f16_table();
+        let mut sum = 0.0f32;
+        let mut i = 0;
+        while i + 4 <= nb {
+            let qy = hsum4(block(i), block(i + 1), block(i + 2), block(i + 3));
+            let s = f32x4_convert_i32x4(i32x4_sub(qy, i32x4_shl(v128_load(a.isum.as_ptr().add(i) as *const v128), 4)));
+            let p = wp.add(i * 22);
+            let dw = f32x4(f16_at(table, p), f16_at(table, p.add(22)), f16_at(table, p.add(44)), f16_at(table, p.add(66)));
+            let t = f32x4_mul(s, f32x4_mul(dw, v128_load(a.d.as_ptr().add(i) as *const v128)));
+            for v in lanes(t) {
+                sum += v;
+            }
+            i += 4;
+        }
+        for i in i..nb {
+            let s = hsum_i32(block(i)) - 16 * a.isum[i];
+            sum += s as f32 * (f16_at(table, wp.add(i * 22)) * a.d[i]);
+        }
+        sum
+    }
+
+    /// Q4_K, one token (see `dot_x4_q4_k`).
+    #[target_feature(enable = "relaxed-simd")]
+    pub unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
+        let mut sum = 0.0f32;
+        for (i, blk) in w.chunks_exact(144).enumerate() {
+            let scales = &blk[4..16];
+            let q8 = a.qs.as_ptr().add(i * QK_K);
+            let bsums = &a.bsums[i * 16..i * 16 + 16];
+            let mut sumi = i32x4_splat(0);
+            let mut summ = 0i32;
+            for c in 0..4 {
+                let (sc1, m1) = scale_min_k4(2 * c, scales);
+                let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+                let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
+                let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
+                let y = q8.add(c * 64);
+                let l = i16x8_add(pairs(y, lo0), pairs(y.add(16), lo1));
+                let h = i16x8_add(pairs(y.add(32), hi0), pairs(y.add(48), hi1));
+                sumi = i32x4_add(sumi, i32x4_add(i32x4_dot_i16x8(l, i16x8_splat(sc1 as i16)), i32x4_dot_i16x8(h, i16x8_splat(sc2 as i16))));
+                summ += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
+                summ += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
+            }
+            let d = read_f16(blk, 0) * a.d[i];
+            let dmin = read_f16(blk, 2) * a.d[i];
+            sum += hsum_i32(sumi) as f32 * d - summ as f32 * dmin;
+        }
+        sum
+    }
+
+    /// Σ scale·bsum over a Q6_K block's 16 groups: `sc` its 16 signed scales, `bsums` the
+    /// activations' 16 group sums.
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
+    unsafe fn scaled_bsums(sc: *const u8, bsums: *const i16) -> i32 {
+        let s = load(sc);
+        let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(s), v128_load(bsums as *const v128));
+        let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(s), v128_load(bsums.add(8) as *const v128));
+        hsum_i32(i32x4_add(lo, hi))
+    }
+
+    /// Pair sums of 16 quants `y` and 16 codes below 128, as i16x8 (`pmaddubsw`).
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
+    unsafe fn pairs(y: *const i8, x: v128) -> v128 {
+        i16x8_relaxed_dot_i8x16_i7x16(load(y as *const u8), x)
+    }
+
+    /// Q4_K for four tokens: codes 0..15, so two pair sums of a 32-value group add up to at
+    /// most 4·127·15 in i16, then one `i32x4.dot_i16x8_s` applies the group's scale.
+    #[target_feature(enable = "relaxed-simd")]
+    pub unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+        let mut sum = f32x4_splat(0.0);
+        for (i, blk) in w.chunks_exact(144).enumerate() {
+            let scales = &blk[4..16];
+            let mut sumi = [i32x4_splat(0); 4];
+            let mut summ = [0i32; 4];
+            for c in 0..4 {
+                let (sc1, m1) = scale_min_k4(2 * c, scales);
+                let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+                let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
+                let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
+                let (s1, s2) = (i16x8_splat(sc1 as i16), i16x8_splat(sc2 as i16));
+                for t in 0..4 {
+                    let q8 = a[t].qs.as_ptr().add(i * QK_K + c * 64);
+                    let l = i16x8_add(pairs(q8, lo0), pairs(q8.add(16), lo1));
+                    let h = i16x8_add(pairs(q8.add(32), hi0), pairs(q8.add(48), hi1));
+                    sumi[t] = i32x4_add(sumi[t], i32x4_add(i32x4_dot_i16x8(l, s1), i32x4_dot_i16x8(h, s2)));
+                    let bsums = &a[t].bsums[i * 16 + 4 * c..i * 16 + 4 * c + 4];
+                    summ[t] += m1 as i32 * (bsums[0] as i32 + bsums[1] as i32);
+                    summ[t] += m2 as i32 * (bsums[2] as i32 + bsums[3] as i32);
+                }
+            }
+            let ad = f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
+            let d = f32x4_mul(f32x4_splat(read_f16(blk, 0)), ad);
+            let dmin = f32x4_mul(f32x4_splat(read_f16(blk, 2)), ad);
+            let isum = f32x4_convert_i32x4(hsum4(sumi[0], sumi[1], sumi[2], sumi[3]));
+            let msum = f32x4_convert_i32x4(i32x4(summ[0], summ[1], summ[2], summ[3]));
+            sum = f32x4_add(sum, f32x4_sub(f32x4_mul(isum, d), f32x4_mul(msum, dmin)));
+        }
+        lanes(sum)
+    }
+
+    /// Q6_K for four tokens: the codes 0..63 are multiplied uncentred (pairs below
+    /// 2·127·63), each 16-value group by its scale, and Σ 32·scale·(group's Σ y) from the
+    /// activations' `bsums` is subtracted: the same integer as Σ scale·(q − 32)·y.
+    #[target_feature(enable = "relaxed-simd")]
+    pub unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+        let mut sum = f32x4_splat(0.0);
+        let m4 = u8x16_splat(0x0f);
+        let m3 = u8x16_splat(0x03);
+        for (i, blk) in w.chunks_exact(210).enumerate() {
+            let sc = &blk[192..208];
+            let mut sumi = [i32x4_splat(0); 4];
+            let offset: [i32; 4] = core::array::from_fn(|t| scaled_bsums(sc.as_ptr(), a[t].bsums[i * 16..i * 16 + 16].as_ptr()));
+            for half in 0..2 {
+                for part in 0..2 {
+                    let o = part * 16;
+                    let ql0 = load(blk.as_ptr().add(half * 64 + o));
+                    let ql1 = load(blk.as_ptr().add(half * 64 + 32 + o));
+                    let qh = load(blk.as_ptr().add(128 + half * 32 + o));
+                    let quads = [
+                        v128_or(v128_and(ql0, m4), u8x16_shl(v128_and(qh, m3), 4)),
+                        v128_or(v128_and(ql1, m4), u8x16_shl(v128_and(u8x16_shr(qh, 2), m3), 4)),
+                        v128_or(u8x16_shr(ql0, 4), u8x16_shl(v128_and(u8x16_shr(qh, 4), m3), 4)),
+                        v128_or(u8x16_shr(ql1, 4), u8x16_shl(u8x16_shr(qh, 6), 4)),
+                    ];
+                    for (k, &q) in quads.iter().enumerate() {
+                        let s16 = i16x8_splat(sc[half * 8 + 2 * k + part] as i8 as i16);
+                        for t in 0..4 {
+                            let y = a[t].qs.as_ptr().add(i * QK_K + half * 128 + k * 32 + o);
+                            sumi[t] = i32x4_add(sumi[t], i32x4_dot_i16x8(pairs(y, q), s16));
+                        }
+                    }
+                }
+            }
+            let off = i32x4_shl(i32x4(offset[0], offset[1], offset[2], offset[3]), 5);
+            let isum = i32x4_sub(hsum4(sumi[0], sumi[1], sumi[2], sumi[3]), off);
+            let d = f32x4_mul(f32x4_splat(read_f16(blk, 208)), f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]));
+            sum = f32x4_add(sum, f32x4_mul(f32x4_convert_i32x4(isum), d));
+        }
+        lanes(sum)
+    }
 }
