@@ -190,7 +190,6 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
         let scales = &blk[4..16];
         // Raw bytes, widened here: measured no slower than `qs16` for this type.
         let q8 = a.qs.as_ptr().add(i * QK_K);
-        let bsums = &a.bsums[i * 16..i * 16 + 16];
         let mut sumi = i32x4_splat(0);
         let mut summ = 0i32;
         for c in 0..4 {
@@ -206,8 +205,7 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
             let d2 = dot32_wide(&[h00, h01, h10, h11], q8.add(c * 64 + 32));
             sumi = i32x4_add(sumi, i32x4_mul(d1, i32x4_splat(sc1 as i32)));
             sumi = i32x4_add(sumi, i32x4_mul(d2, i32x4_splat(sc2 as i32)));
-            summ += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
-            summ += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
+            summ += q4_k_mins(a, i, c, m1, m2);
         }
         let d = read_f16(blk, 0) * a.d[i];
         let dmin = read_f16(blk, 2) * a.d[i];
@@ -375,6 +373,24 @@ unsafe fn dot_xn_q32<const BB: usize, const MIN: bool, const N: usize>(
     out
 }
 
+/// Σ m·y of Q4_K sub-blocks 2c and 2c+1 (mins `m1`, `m2`) for one token, from its bsums.
+#[inline(always)]
+fn q4_k_mins(a: &QuantizedRow, i: usize, c: usize, m1: u8, m2: u8) -> i32 {
+    let bsums = &a.bsums[i * 16 + 4 * c..i * 16 + 4 * c + 4];
+    m1 as i32 * (bsums[0] as i32 + bsums[1] as i32) + m2 as i32 * (bsums[2] as i32 + bsums[3] as i32)
+}
+
+/// Block `i` of a Q4_K row for four tokens, finished lane-wise: Σ sc·q·y · d − Σ m·y · dmin.
+#[inline(always)]
+unsafe fn finish_x4_q4_k(blk: &[u8], a: &[&QuantizedRow; 4], i: usize, sumi: &[v128; 4], summ: &[i32; 4]) -> v128 {
+    let ad = f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
+    let d = f32x4_mul(f32x4_splat(read_f16(blk, 0)), ad);
+    let dmin = f32x4_mul(f32x4_splat(read_f16(blk, 2)), ad);
+    let isum = f32x4_convert_i32x4(hsum4(sumi[0], sumi[1], sumi[2], sumi[3]));
+    let msum = f32x4_convert_i32x4(i32x4(summ[0], summ[1], summ[2], summ[3]));
+    f32x4_sub(f32x4_mul(isum, d), f32x4_mul(msum, dmin))
+}
+
 #[cfg_attr(feature = "relaxed-simd", allow(dead_code))] // replaced by `relaxed`
 unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = f32x4_splat(0.0);
@@ -398,17 +414,10 @@ unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
             for t in 0..4 {
                 let q8 = a[t].qs.as_ptr().add(i * QK_K + c * 64);
                 sumi[t] = i32x4_add(sumi[t], i32x4_add(dot32_wide(&lo, q8), dot32_wide(&hi, q8.add(32))));
-                let bsums = &a[t].bsums[i * 16 + 4 * c..i * 16 + 4 * c + 4];
-                summ[t] += m1 as i32 * (bsums[0] as i32 + bsums[1] as i32);
-                summ[t] += m2 as i32 * (bsums[2] as i32 + bsums[3] as i32);
+                summ[t] += q4_k_mins(a[t], i, c, m1, m2);
             }
         }
-        let ad = f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
-        let d = f32x4_mul(f32x4_splat(read_f16(blk, 0)), ad);
-        let dmin = f32x4_mul(f32x4_splat(read_f16(blk, 2)), ad);
-        let isum = f32x4_convert_i32x4(hsum4(sumi[0], sumi[1], sumi[2], sumi[3]));
-        let msum = f32x4_convert_i32x4(i32x4(summ[0], summ[1], summ[2], summ[3]));
-        sum = f32x4_add(sum, f32x4_sub(f32x4_mul(isum, d), f32x4_mul(msum, dmin)));
+        sum = f32x4_add(sum, finish_x4_q4_k(blk, a, i, &sumi, &summ));
     }
     lanes(sum)
 }
@@ -522,8 +531,7 @@ mod relaxed {
         for (i, blk) in w.chunks_exact(144).enumerate() {
             let scales = &blk[4..16];
             let q8 = a.qs.as_ptr().add(i * QK_K);
-            let bsums = &a.bsums[i * 16..i * 16 + 16];
-            let mut sumi = i32x4_splat(0);
+                let mut sumi = i32x4_splat(0);
             let mut summ = 0i32;
             for c in 0..4 {
                 let (sc1, m1) = scale_min_k4(2 * c, scales);
@@ -534,8 +542,7 @@ mod relaxed {
                 let l = i16x8_add(pairs(y, lo0), pairs(y.add(16), lo1));
                 let h = i16x8_add(pairs(y.add(32), hi0), pairs(y.add(48), hi1));
                 sumi = i32x4_add(sumi, i32x4_add(i32x4_dot_i16x8(l, i16x8_splat(sc1 as i16)), i32x4_dot_i16x8(h, i16x8_splat(sc2 as i16))));
-                summ += m1 as i32 * (bsums[4 * c] as i32 + bsums[4 * c + 1] as i32);
-                summ += m2 as i32 * (bsums[4 * c + 2] as i32 + bsums[4 * c + 3] as i32);
+                summ += q4_k_mins(a, i, c, m1, m2);
             }
             let d = read_f16(blk, 0) * a.d[i];
             let dmin = read_f16(blk, 2) * a.d[i];
@@ -582,17 +589,10 @@ mod relaxed {
                     let l = i16x8_add(pairs(q8, lo0), pairs(q8.add(16), lo1));
                     let h = i16x8_add(pairs(q8.add(32), hi0), pairs(q8.add(48), hi1));
                     sumi[t] = i32x4_add(sumi[t], i32x4_add(i32x4_dot_i16x8(l, s1), i32x4_dot_i16x8(h, s2)));
-                    let bsums = &a[t].bsums[i * 16 + 4 * c..i * 16 + 4 * c + 4];
-                    summ[t] += m1 as i32 * (bsums[0] as i32 + bsums[1] as i32);
-                    summ[t] += m2 as i32 * (bsums[2] as i32 + bsums[3] as i32);
+                    summ[t] += q4_k_mins(a[t], i, c, m1, m2);
                 }
             }
-            let ad = f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
-            let d = f32x4_mul(f32x4_splat(read_f16(blk, 0)), ad);
-            let dmin = f32x4_mul(f32x4_splat(read_f16(blk, 2)), ad);
-            let isum = f32x4_convert_i32x4(hsum4(sumi[0], sumi[1], sumi[2], sumi[3]));
-            let msum = f32x4_convert_i32x4(i32x4(summ[0], summ[1], summ[2], summ[3]));
-            sum = f32x4_add(sum, f32x4_sub(f32x4_mul(isum, d), f32x4_mul(msum, dmin)));
+            sum = f32x4_add(sum, finish_x4_q4_k(blk, a, i, &sumi, &summ));
         }
         lanes(sum)
     }
