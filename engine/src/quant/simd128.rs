@@ -531,7 +531,7 @@ mod relaxed {
         for (i, blk) in w.chunks_exact(144).enumerate() {
             let scales = &blk[4..16];
             let q8 = a.qs.as_ptr().add(i * QK_K);
-                let mut sumi = i32x4_splat(0);
+            let mut sumi = i32x4_splat(0);
             let mut summ = 0i32;
             for c in 0..4 {
                 let (sc1, m1) = scale_min_k4(2 * c, scales);
