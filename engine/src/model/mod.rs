@@ -291,8 +291,9 @@ impl Model {
     /// The transformer over `tokens` (checked), in batches of `UBATCH`; leaves the last
     /// token's normalised, quantized hidden state in `sc.out`.
     fn forward_last(&self, w: &Weights, s: &mut Session, tokens: &[u32], sc: &mut Scratch) {
-        for chunk in tokens.chunks(UBATCH) {
-            self.forward_batch(w, s, chunk, sc);
+        let batches = tokens.len().div_ceil(UBATCH);
+        for (i, chunk) in tokens.chunks(UBATCH).enumerate() {
+            self.forward_batch(w, s, chunk, sc, i + 1 == batches);
         }
         let d = self.config.n_embd;
         sc.last.clear();
@@ -342,8 +343,10 @@ impl Model {
     }
 
     /// The transformer over one batch of consecutive tokens; leaves the final hidden states
-    /// in `sc.x`.
-    fn forward_batch(&self, w: &Weights, s: &mut Session, tokens: &[u32], sc: &mut Scratch) {
+    /// in `sc.x`. With `last_only`, only the last token's is final: in the last layer the
+    /// others just leave their keys and values in the cache (what later tokens attend to),
+    /// as no output of theirs is read (llama.cpp skips these rows the same way).
+    fn forward_batch(&self, w: &Weights, s: &mut Session, tokens: &[u32], sc: &mut Scratch, last_only: bool) {
         let c = &self.config;
         let (n, d) = (tokens.len(), c.n_embd);
         let pos0 = s.pos();
@@ -366,6 +369,9 @@ impl Model {
         }
 
         for (l, layer) in w.layers.iter().enumerate() {
+            // The first token whose output this layer must compute (its queries, attention,
+            // feed-forward); keys and values are computed for all.
+            let t0 = if last_only && l + 1 == w.layers.len() { n - 1 } else { 0 };
             let cache = &mut s.caches[l];
             let sliding = c.is_sliding(l);
             let (base, freq_scale) =
@@ -375,18 +381,20 @@ impl Model {
             h.copy_from_slice(x);
             h.chunks_exact_mut(d).for_each(|r| rms_norm(r, &layer.attn_norm, c.rms_eps));
             acts.set(h, d);
-            layer.wq.matmul(acts.get(layer.wq.dot_type()), q);
+            layer.wq.matmul(&acts.get(layer.wq.dot_type())[t0..], &mut q[t0 * c.q_dim()..]);
             layer.wk.matmul(acts.get(layer.wk.dot_type()), k);
             layer.wv.matmul(acts.get(layer.wv.dot_type()), v);
-            for t in 0..n {
-                let pos = pos0 + t;
+            for t in t0..n {
                 for head in q[t * c.q_dim()..(t + 1) * c.q_dim()].chunks_exact_mut(hd) {
                     if let Some(w) = &layer.q_norm {
                         rms_norm(head, w, c.rms_eps);
                     }
-                    rope(head, pos, c.n_rot, base, freq_scale, c.rope_style);
+                    rope(head, pos0 + t, c.n_rot, base, freq_scale, c.rope_style);
                     head.iter_mut().for_each(|v| *v *= c.attn_scale);
                 }
+            }
+            for t in 0..n {
+                let pos = pos0 + t;
                 for head in k[t * c.kv_dim()..(t + 1) * c.kv_dim()].chunks_exact_mut(hd) {
                     if let Some(w) = &layer.k_norm {
                         rms_norm(head, w, c.rms_eps);
@@ -396,7 +404,7 @@ impl Model {
                 cache.store(pos, &k[t * c.kv_dim()..(t + 1) * c.kv_dim()], &v[t * c.kv_dim()..(t + 1) * c.kv_dim()]);
             }
             let cache = &*cache;
-            for t in 0..n {
+            for t in t0..n {
                 let pos = pos0 + t;
                 // A sliding-window query sees the last `window` positions, itself included.
                 let first = match (sliding, c.sliding_window) {
@@ -411,7 +419,10 @@ impl Model {
                     attend(&q[heads.clone()], hd, pos + 1 - first, kv, q16, scores, &mut att[heads]);
                 }
             }
-            acts.set(att, c.q_dim());
+            // From here on, the rows from `t0`.
+            let (x, h, proj) = (&mut x[t0 * d..], &mut h[t0 * d..], &mut proj[t0 * d..]);
+            let (gate, up) = (&mut gate[t0 * c.n_ff..], &mut up[t0 * c.n_ff..]);
+            acts.set(&att[t0 * c.q_dim()..], c.q_dim());
             layer.wo.matmul(acts.get(layer.wo.dot_type()), proj);
             if let Some(w) = &layer.post_attn_norm {
                 proj.chunks_exact_mut(d).for_each(|r| rms_norm(r, w, c.rms_eps));

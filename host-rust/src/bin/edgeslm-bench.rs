@@ -66,13 +66,20 @@ fn main() -> Result<()> {
     let t = Instant::now();
     session.generate_constrained(model, &prompt("Hello, I have a question."), &schema, &opts)?.map_err(fail)?;
     let first_ms = ms(t);
-    let (mut latencies, mut outputs) = (vec![], vec![]);
+    let (mut latencies, mut outputs, mut timings) = (vec![], vec![], vec![]);
     for m in seed["messages"].as_array().ok_or_else(|| anyhow!("spec: seed.messages"))? {
         let t = Instant::now();
         let out = session.generate_constrained(model, &prompt(&text(m)?), &schema, &opts)?;
         latencies.push(ms(t));
         outputs.push(match out {
-            Ok(g) => json!(g.text),
+            Ok(g) => {
+                // Where each call's time goes: the new prompt tokens (with the opening the
+                // schema forces) in one batch, then the steps after each choice.
+                let t = &g.timings;
+                timings.push(json!({ "prefill_tokens": t.prefill_tokens, "prefill_ms": t.prefill_ms,
+                                     "decode_tokens": t.decode_tokens, "decode_ms": t.decode_ms }));
+                json!(g.text)
+            }
             Err(e) => json!({ "error": e.message() }),
         });
     }
@@ -86,7 +93,7 @@ fn main() -> Result<()> {
         "cold_start_ms": cold_start_ms,
         "prefill": prefill,
         "decode": decode,
-        "seed": { "first_ms": first_ms, "latencies_ms": latencies, "outputs": outputs },
+        "seed": { "first_ms": first_ms, "latencies_ms": latencies, "outputs": outputs, "timings": timings },
         "peak_rss_mb": peak_rss_mb(),
     });
     println!("{result}");
