@@ -191,10 +191,9 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
         // Raw bytes, widened here: measured no slower than `qs16` for this type.
         let q8 = a.qs.as_ptr().add(i * QK_K);
         let mut sumi = i32x4_splat(0);
-        let mut summ = 0i32;
         for c in 0..4 {
-            let (sc1, m1) = scale_min_k4(2 * c, scales);
-            let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+            let (sc1, _) = scale_min_k4(2 * c, scales);
+            let (sc2, _) = scale_min_k4(2 * c + 1, scales);
             let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
             let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
             let [l00, l01] = widen(lo0);
@@ -205,8 +204,8 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
             let d2 = dot32_wide(&[h00, h01, h10, h11], q8.add(c * 64 + 32));
             sumi = i32x4_add(sumi, i32x4_mul(d1, i32x4_splat(sc1 as i32)));
             sumi = i32x4_add(sumi, i32x4_mul(d2, i32x4_splat(sc2 as i32)));
-            summ += q4_k_mins(a, i, c, m1, m2);
         }
+        let summ = hsum_i32(q4_k_mins_dot(&q4_k_mins(scales), a, i));
         let d = read_f16(blk, 0) * a.d[i];
         let dmin = read_f16(blk, 2) * a.d[i];
         sum += hsum_i32(sumi) as f32 * d - summ as f32 * dmin;
@@ -385,21 +384,32 @@ unsafe fn dot_xn_q32<const BB: usize, const MIN: bool, const N: usize>(
     out
 }
 
-/// Σ m·y of Q4_K sub-blocks 2c and 2c+1 (mins `m1`, `m2`) for one token, from its bsums.
+/// A Q4_K block's eight mins, each twice (a 32-value sub-block has two of the activations'
+/// 16-value `bsums`), as i16 lanes: once per block, for every token.
 #[inline(always)]
-fn q4_k_mins(a: &QuantizedRow, i: usize, c: usize, m1: u8, m2: u8) -> i32 {
-    let bsums = &a.bsums[i * 16 + 4 * c..i * 16 + 4 * c + 4];
-    m1 as i32 * (bsums[0] as i32 + bsums[1] as i32) + m2 as i32 * (bsums[2] as i32 + bsums[3] as i32)
+fn q4_k_mins(scales: &[u8]) -> [v128; 2] {
+    let m: [i16; 8] = core::array::from_fn(|j| scale_min_k4(j, scales).1 as i16);
+    [i16x8(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3]), i16x8(m[4], m[4], m[5], m[5], m[6], m[6], m[7], m[7])]
+}
+
+/// Σ m·y over Q4_K block `i` for one token, from its bsums, as four i32 lanes to add
+/// (exact: |m·bsum| ≤ 63·16·127).
+#[inline(always)]
+unsafe fn q4_k_mins_dot(mins: &[v128; 2], a: &QuantizedRow, i: usize) -> v128 {
+    let b = a.bsums.as_ptr().add(i * 16);
+    i32x4_add(i32x4_dot_i16x8(mins[0], load_i16(b)), i32x4_dot_i16x8(mins[1], load_i16(b.add(8))))
 }
 
 /// Block `i` of a Q4_K row for four tokens, finished lane-wise: Σ sc·q·y · d − Σ m·y · dmin.
 #[inline(always)]
-unsafe fn finish_x4_q4_k(blk: &[u8], a: &[&QuantizedRow; 4], i: usize, sumi: &[v128; 4], summ: &[i32; 4]) -> v128 {
+unsafe fn finish_x4_q4_k(blk: &[u8], a: &[&QuantizedRow; 4], i: usize, sumi: &[v128; 4]) -> v128 {
     let ad = f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
     let d = f32x4_mul(f32x4_splat(read_f16(blk, 0)), ad);
     let dmin = f32x4_mul(f32x4_splat(read_f16(blk, 2)), ad);
     let isum = f32x4_convert_i32x4(hsum4(sumi[0], sumi[1], sumi[2], sumi[3]));
-    let msum = f32x4_convert_i32x4(i32x4(summ[0], summ[1], summ[2], summ[3]));
+    let mins = q4_k_mins(&blk[4..16]);
+    let m = |t: usize| q4_k_mins_dot(&mins, a[t], i);
+    let msum = f32x4_convert_i32x4(hsum4(m(0), m(1), m(2), m(3)));
     f32x4_sub(f32x4_mul(isum, d), f32x4_mul(msum, dmin))
 }
 
@@ -409,10 +419,9 @@ unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     for (i, blk) in w.chunks_exact(144).enumerate() {
         let scales = &blk[4..16];
         let mut sumi = [i32x4_splat(0); 4];
-        let mut summ = [0i32; 4];
         for c in 0..4 {
-            let (sc1, m1) = scale_min_k4(2 * c, scales);
-            let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+            let (sc1, _) = scale_min_k4(2 * c, scales);
+            let (sc2, _) = scale_min_k4(2 * c + 1, scales);
             let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
             let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
             // Scale the widened weights once (q·sc ≤ 15·63 fits i16): Σ(q·sc)·y = sc·Σq·y.
@@ -426,10 +435,9 @@ unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
             for t in 0..4 {
                 let q8 = a[t].qs.as_ptr().add(i * QK_K + c * 64);
                 sumi[t] = i32x4_add(sumi[t], i32x4_add(dot32_wide(&lo, q8), dot32_wide(&hi, q8.add(32))));
-                summ[t] += q4_k_mins(a[t], i, c, m1, m2);
             }
         }
-        sum = f32x4_add(sum, finish_x4_q4_k(blk, a, i, &sumi, &summ));
+        sum = f32x4_add(sum, finish_x4_q4_k(blk, a, i, &sumi));
     }
     lanes(sum)
 }
@@ -544,18 +552,17 @@ mod relaxed {
             let scales = &blk[4..16];
             let q8 = a.qs.as_ptr().add(i * QK_K);
             let mut sumi = i32x4_splat(0);
-            let mut summ = 0i32;
             for c in 0..4 {
-                let (sc1, m1) = scale_min_k4(2 * c, scales);
-                let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+                let (sc1, _) = scale_min_k4(2 * c, scales);
+                let (sc2, _) = scale_min_k4(2 * c + 1, scales);
                 let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
                 let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
                 let y = q8.add(c * 64);
                 let l = i16x8_add(pairs(y, lo0), pairs(y.add(16), lo1));
                 let h = i16x8_add(pairs(y.add(32), hi0), pairs(y.add(48), hi1));
                 sumi = i32x4_add(sumi, i32x4_add(i32x4_dot_i16x8(l, i16x8_splat(sc1 as i16)), i32x4_dot_i16x8(h, i16x8_splat(sc2 as i16))));
-                summ += q4_k_mins(a, i, c, m1, m2);
             }
+            let summ = hsum_i32(q4_k_mins_dot(&q4_k_mins(scales), a, i));
             let d = read_f16(blk, 0) * a.d[i];
             let dmin = read_f16(blk, 2) * a.d[i];
             sum += hsum_i32(sumi) as f32 * d - summ as f32 * dmin;
@@ -589,10 +596,9 @@ mod relaxed {
         for (i, blk) in w.chunks_exact(144).enumerate() {
             let scales = &blk[4..16];
             let mut sumi = [i32x4_splat(0); 4];
-            let mut summ = [0i32; 4];
             for c in 0..4 {
-                let (sc1, m1) = scale_min_k4(2 * c, scales);
-                let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
+                let (sc1, _) = scale_min_k4(2 * c, scales);
+                let (sc2, _) = scale_min_k4(2 * c + 1, scales);
                 let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
                 let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
                 let (s1, s2) = (i16x8_splat(sc1 as i16), i16x8_splat(sc2 as i16));
@@ -601,10 +607,9 @@ mod relaxed {
                     let l = i16x8_add(pairs(q8, lo0), pairs(q8.add(16), lo1));
                     let h = i16x8_add(pairs(q8.add(32), hi0), pairs(q8.add(48), hi1));
                     sumi[t] = i32x4_add(sumi[t], i32x4_add(i32x4_dot_i16x8(l, s1), i32x4_dot_i16x8(h, s2)));
-                    summ[t] += q4_k_mins(a[t], i, c, m1, m2);
                 }
             }
-            sum = f32x4_add(sum, finish_x4_q4_k(blk, a, i, &sumi, &summ));
+            sum = f32x4_add(sum, finish_x4_q4_k(blk, a, i, &sumi));
         }
         lanes(sum)
     }
