@@ -351,13 +351,14 @@ unsafe fn dot_xn_q32<const BB: usize, const MIN: bool, const N: usize>(
     unpack: impl Fn(*const u8) -> (v128, v128),
 ) -> [f32; N] {
     let mut sums = [f32x4_splat(0.0); N]; // the first N / 4 are used
+    let table = f16_table();
     for (i, blk) in w.chunks_exact(BB).enumerate() {
         let (x0, x1) = unpack(blk.as_ptr());
         let [a0, a1] = widen(x0);
         let [a2, a3] = widen(x1);
         let x = [a0, a1, a2, a3];
         let o = i * QK;
-        let dw = f32x4_splat(read_f16(blk, 0));
+        let dw = f32x4_splat(f16_at(table, blk.as_ptr()));
         for g in 0..N / 4 {
             let a = &a[4 * g..4 * g + 4];
             let s = hsum4(
@@ -372,7 +373,7 @@ unsafe fn dot_xn_q32<const BB: usize, const MIN: bool, const N: usize>(
             let mut t = f32x4_mul(f32x4_convert_i32x4(s), f32x4_mul(dw, d));
             if MIN {
                 let s = f32x4(a[0].s[i], a[1].s[i], a[2].s[i], a[3].s[i]);
-                t = f32x4_add(t, f32x4_mul(f32x4_splat(read_f16(blk, 2)), s));
+                t = f32x4_add(t, f32x4_mul(f32x4_splat(f16_at(table, blk.as_ptr().add(2))), s));
             }
             sums[g] = f32x4_add(sums[g], t);
         }
