@@ -213,10 +213,24 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
     sum
 }
 
+/// 16 of a Q6_K block's 6-bit codes (0..63, uncentred) in each of its half's four quads:
+/// positions `o..o + 16` (`o` 0 or 16) of the 32 in every quad of half `half`.
+#[inline(always)]
+unsafe fn q6_k_quads(blk: &[u8], half: usize, o: usize) -> [v128; 4] {
+    let (m4, m3) = (u8x16_splat(0x0f), u8x16_splat(0x03));
+    let ql0 = load(blk.as_ptr().add(half * 64 + o));
+    let ql1 = load(blk.as_ptr().add(half * 64 + 32 + o));
+    let qh = load(blk.as_ptr().add(128 + half * 32 + o));
+    [
+        v128_or(v128_and(ql0, m4), u8x16_shl(v128_and(qh, m3), 4)),
+        v128_or(v128_and(ql1, m4), u8x16_shl(v128_and(u8x16_shr(qh, 2), m3), 4)),
+        v128_or(u8x16_shr(ql0, 4), u8x16_shl(v128_and(u8x16_shr(qh, 4), m3), 4)),
+        v128_or(u8x16_shr(ql1, 4), u8x16_shl(u8x16_shr(qh, 6), 4)),
+    ]
+}
+
 unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
-    let m4 = u8x16_splat(0x0f);
-    let m3 = u8x16_splat(0x03);
     let c32 = i8x16_splat(32);
     for (i, blk) in w.chunks_exact(210).enumerate() {
         let q8 = a.qs16.as_ptr().add(i * QK_K);
@@ -226,15 +240,7 @@ unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
             for part in 0..2 {
                 // 16 of the 32 `l` positions: one scale group in each of the four quads.
                 let o = part * 16;
-                let ql0 = load(blk.as_ptr().add(half * 64 + o));
-                let ql1 = load(blk.as_ptr().add(half * 64 + 32 + o));
-                let qh = load(blk.as_ptr().add(128 + half * 32 + o));
-                let quads = [
-                    v128_or(v128_and(ql0, m4), u8x16_shl(v128_and(qh, m3), 4)),
-                    v128_or(v128_and(ql1, m4), u8x16_shl(v128_and(u8x16_shr(qh, 2), m3), 4)),
-                    v128_or(u8x16_shr(ql0, 4), u8x16_shl(v128_and(u8x16_shr(qh, 4), m3), 4)),
-                    v128_or(u8x16_shr(ql1, 4), u8x16_shl(u8x16_shr(qh, 6), 4)),
-                ];
+                let quads = q6_k_quads(blk, half, o);
                 for (k, q) in quads.iter().enumerate() {
                     let s = sc[half * 8 + 2 * k + part] as i8 as i32;
                     let y = q8.add(half * 128 + k * 32 + o);
@@ -621,8 +627,6 @@ mod relaxed {
     #[target_feature(enable = "relaxed-simd")]
     pub unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
         let mut sum = f32x4_splat(0.0);
-        let m4 = u8x16_splat(0x0f);
-        let m3 = u8x16_splat(0x03);
         for (i, blk) in w.chunks_exact(210).enumerate() {
             let sc = &blk[192..208];
             let mut sumi = [i32x4_splat(0); 4];
@@ -630,15 +634,7 @@ mod relaxed {
             for half in 0..2 {
                 for part in 0..2 {
                     let o = part * 16;
-                    let ql0 = load(blk.as_ptr().add(half * 64 + o));
-                    let ql1 = load(blk.as_ptr().add(half * 64 + 32 + o));
-                    let qh = load(blk.as_ptr().add(128 + half * 32 + o));
-                    let quads = [
-                        v128_or(v128_and(ql0, m4), u8x16_shl(v128_and(qh, m3), 4)),
-                        v128_or(v128_and(ql1, m4), u8x16_shl(v128_and(u8x16_shr(qh, 2), m3), 4)),
-                        v128_or(u8x16_shr(ql0, 4), u8x16_shl(v128_and(u8x16_shr(qh, 4), m3), 4)),
-                        v128_or(u8x16_shr(ql1, 4), u8x16_shl(u8x16_shr(qh, 6), 4)),
-                    ];
+                    let quads = q6_k_quads(blk, half, o);
                     for (k, &q) in quads.iter().enumerate() {
                         let s16 = i16x8_splat(sc[half * 8 + 2 * k + part] as i8 as i16);
                         for t in 0..4 {
