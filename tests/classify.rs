@@ -59,13 +59,12 @@ fn seed_job(model_file: &str) {
     );
 
     // The engine natively gives the same numbers as the component.
-    let native = edgeslm_engine::Model::open(model_path(model_file).to_str().unwrap()).unwrap();
-    let mut c = edgeslm_engine::Classifier::default();
+    let mut native = edgeslm_engine::Instance::new(edgeslm_engine::Model::open(model_path(model_file).to_str().unwrap()).unwrap());
     let nopts = edgeslm_engine::ClassifyOptions {
         examples: few_shot().into_iter().map(|e| (e.text, e.label)).collect(),
         ..Default::default()
     };
-    let n = native.classify(&mut c, text, &labels(), &nopts).unwrap();
+    let n = native.classify(text, &labels(), &nopts).unwrap();
     assert_eq!(n.scores, again.scores.iter().map(|s| s.probability).collect::<Vec<_>>());
 }
 

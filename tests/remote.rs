@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use edgeslm_engine::prompt_cache::PromptCache;
-use edgeslm_engine::remote::{codec, InProcess, ServedSequence, Step};
+use edgeslm_engine::remote::{codec, Step};
+use edgeslm_engine::serve::{InProcess, ServedSequence};
 use edgeslm_engine::*;
 use edgeslm_tests::*;
 
@@ -27,29 +27,29 @@ fn pair(file: &str) -> (Arc<Model>, Model) {
 #[test]
 fn remote_forward_gives_the_portable_outputs() {
     for file in [GEMMA, SMOLLM2] {
-        let (local, remote) = pair(file);
+        let (served, remote) = pair(file);
         assert_eq!(remote.backend_name(), "in-process");
-        assert_eq!(remote.vocab_size(), local.vocab_size());
-        assert_eq!(remote.tokenizer.encode("héllo wörld", true, false), local.tokenizer.encode("héllo wörld", true, false));
+        assert_eq!(remote.vocab_size(), served.vocab_size());
+        // The same calls on two instances: one portable, one whose forward pass is `served`.
+        let mut a = Instance::new(Model::open(model_path(file).to_str().unwrap()).unwrap());
+        let mut b = Instance::new(remote);
+        assert_eq!(b.tokenize("héllo wörld", true, false), a.tokenize("héllo wörld", true, false));
 
         let opts = GenerateOptions { max_tokens: 24, ..Default::default() };
         for p in PROMPTS {
-            let a = local.generate(p, &opts).unwrap();
-            let b = remote.generate(p, &opts).unwrap();
-            assert_eq!(a.tokens, b.tokens, "{file} {p:?}");
-            assert_eq!(a.text, b.text);
+            let (x, y) = (a.generate(p, &opts).unwrap(), b.generate(p, &opts).unwrap());
+            assert_eq!(x.tokens, y.tokens, "{file} {p:?}");
+            assert_eq!(x.text, y.text);
         }
 
-        let (ca, cb) = (Constrainer::new(&local).unwrap(), Constrainer::new(&remote).unwrap());
-        let (mut pa, mut pb) = (PromptCache::default(), PromptCache::default());
         let copts = GenerateOptions { max_tokens: 48, ..Default::default() };
         for m in SUPPORT_MESSAGES {
             let prompt = format!("Turn the support message into a ticket.\nMessage: {m}\nTicket JSON:");
             let c = Constraint::JsonSchema(TICKET_SCHEMA.into());
-            let a = local.generate_constrained(&ca, &mut pa, &prompt, &c, &copts).unwrap();
-            let b = remote.generate_constrained(&cb, &mut pb, &prompt, &c, &copts).unwrap();
-            assert_eq!(a.text, b.text, "{file} {m:?}");
-            assert_eq!(a.timings.prefill_tokens, b.timings.prefill_tokens, "prefix reuse is the same");
+            let x = a.generate_constrained(&prompt, &c, &copts).unwrap();
+            let y = b.generate_constrained(&prompt, &c, &copts).unwrap();
+            assert_eq!(x.text, y.text, "{file} {m:?}");
+            assert_eq!(x.timings.prefill_tokens, y.timings.prefill_tokens, "prefix reuse is the same");
         }
 
         let labels: Vec<String> = ["incident", "billing", "inquiry"].map(String::from).to_vec();
@@ -57,13 +57,12 @@ fn remote_forward_gives_the_portable_outputs() {
             examples: vec![("site down".into(), "incident".into()), ("refund please".into(), "billing".into())],
             ..Default::default()
         };
-        let (mut ka, mut kb) = (Classifier::default(), Classifier::default());
         for m in SUPPORT_MESSAGES {
-            let a = local.classify(&mut ka, m, &labels, &copts).unwrap();
-            let b = remote.classify(&mut kb, m, &labels, &copts).unwrap();
-            assert_eq!(a.label, b.label, "{file} {m:?}");
+            let x = a.classify(m, &labels, &copts).unwrap();
+            let y = b.classify(m, &labels, &copts).unwrap();
+            assert_eq!(x.label, y.label, "{file} {m:?}");
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&a.scores), bits(&b.scores), "{file} {m:?}: probabilities bit-identical");
+            assert_eq!(bits(&x.scores), bits(&y.scores), "{file} {m:?}: probabilities bit-identical");
         }
     }
 }

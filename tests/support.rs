@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod tiny;
+pub mod tiny_vocab;
 
 #[derive(Debug, Deserialize)]
 pub struct Fixture {

@@ -62,8 +62,56 @@ fn vocab(spm: bool) -> (Vec<String>, Vec<i32>, Vec<f32>, Vec<String>) {
 pub fn model(arch: &str, ty: GgmlType) -> Vec<u8> {
     let mut rng = Rng(seed(arch, ty));
     let spm = arch == "gemma3";
+    let n_vocab = vocab(spm).0.len();
+    let mut w = metadata(arch, ty);
+    let norm = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).flat_map(|_| (1.0 + 0.1 * rng.f32()).to_le_bytes()).collect() };
+    let vector = |w: &mut GgufWriter, name: &str, n: usize, rng: &mut Rng| {
+        w.tensor(name, &[n as u64], GgmlType::F32.id(), &norm(rng, n));
+    };
+    let matrix = |w: &mut GgufWriter, name: &str, rows: usize, cols: usize, rng: &mut Rng| {
+        let bytes: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, cols, 0.5, rng)).collect();
+        w.tensor(name, &[cols as u64, rows as u64], ty.id(), &bytes);
+    };
+    matrix(&mut w, "token_embd.weight", n_vocab, N_EMBD, &mut rng);
+    vector(&mut w, "output_norm.weight", N_EMBD, &mut rng);
+    for l in 0..N_LAYER {
+        let p = |s: &str| format!("blk.{l}.{s}.weight");
+        vector(&mut w, &p("attn_norm"), N_EMBD, &mut rng);
+        matrix(&mut w, &p("attn_q"), N_HEAD * HEAD_DIM, N_EMBD, &mut rng);
+        matrix(&mut w, &p("attn_k"), N_HEAD_KV * HEAD_DIM, N_EMBD, &mut rng);
+        matrix(&mut w, &p("attn_v"), N_HEAD_KV * HEAD_DIM, N_EMBD, &mut rng);
+        matrix(&mut w, &p("attn_output"), N_EMBD, N_HEAD * HEAD_DIM, &mut rng);
+        vector(&mut w, &p("ffn_norm"), N_EMBD, &mut rng);
+        matrix(&mut w, &p("ffn_gate"), N_FF, N_EMBD, &mut rng);
+        matrix(&mut w, &p("ffn_up"), N_FF, N_EMBD, &mut rng);
+        matrix(&mut w, &p("ffn_down"), N_EMBD, N_FF, &mut rng);
+        if spm {
+            vector(&mut w, &p("attn_q_norm"), HEAD_DIM, &mut rng);
+            vector(&mut w, &p("attn_k_norm"), HEAD_DIM, &mut rng);
+            vector(&mut w, &p("post_attention_norm"), N_EMBD, &mut rng);
+            vector(&mut w, &p("post_ffw_norm"), N_EMBD, &mut rng);
+        }
+    }
+    w.bytes()
+}
+
+/// A vocabulary-only GGUF: a tiny model's metadata and no tensors, as llama.cpp's
+/// `ggml-vocab-*.gguf` files are.
+/// `padded`: with the zero bytes up to the (empty) data section's alignment; llama.cpp's
+/// vocabulary files end with their metadata.
+pub fn vocab_only(arch: &str, padded: bool) -> Vec<u8> {
+    let w = metadata(arch, GgmlType::F32);
+    let mut b = w.bytes();
+    if !padded {
+        b.truncate(24 + w.kv.len() + w.infos.len());
+    }
+    b
+}
+
+/// The hyperparameters and vocabulary of a tiny `arch` model.
+fn metadata(arch: &str, ty: GgmlType) -> GgufWriter {
+    let spm = arch == "gemma3";
     let (toks, types, scores, merges) = vocab(spm);
-    let n_vocab = toks.len();
     let mut w = GgufWriter::default();
     w.str("general.architecture", arch);
     w.str("general.name", &name(arch, ty));
@@ -97,34 +145,5 @@ pub fn model(arch: &str, ty: GgmlType) -> Vec<u8> {
     w.u32("tokenizer.ggml.unknown_token_id", 3);
     w.bool("tokenizer.ggml.add_bos_token", true);
     w.bool("tokenizer.ggml.add_space_prefix", false);
-
-    let norm = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).flat_map(|_| (1.0 + 0.1 * rng.f32()).to_le_bytes()).collect() };
-    let vector = |w: &mut GgufWriter, name: &str, n: usize, rng: &mut Rng| {
-        w.tensor(name, &[n as u64], GgmlType::F32.id(), &norm(rng, n));
-    };
-    let matrix = |w: &mut GgufWriter, name: &str, rows: usize, cols: usize, rng: &mut Rng| {
-        let bytes: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, cols, 0.5, rng)).collect();
-        w.tensor(name, &[cols as u64, rows as u64], ty.id(), &bytes);
-    };
-    matrix(&mut w, "token_embd.weight", n_vocab, N_EMBD, &mut rng);
-    vector(&mut w, "output_norm.weight", N_EMBD, &mut rng);
-    for l in 0..N_LAYER {
-        let p = |s: &str| format!("blk.{l}.{s}.weight");
-        vector(&mut w, &p("attn_norm"), N_EMBD, &mut rng);
-        matrix(&mut w, &p("attn_q"), N_HEAD * HEAD_DIM, N_EMBD, &mut rng);
-        matrix(&mut w, &p("attn_k"), N_HEAD_KV * HEAD_DIM, N_EMBD, &mut rng);
-        matrix(&mut w, &p("attn_v"), N_HEAD_KV * HEAD_DIM, N_EMBD, &mut rng);
-        matrix(&mut w, &p("attn_output"), N_EMBD, N_HEAD * HEAD_DIM, &mut rng);
-        vector(&mut w, &p("ffn_norm"), N_EMBD, &mut rng);
-        matrix(&mut w, &p("ffn_gate"), N_FF, N_EMBD, &mut rng);
-        matrix(&mut w, &p("ffn_up"), N_FF, N_EMBD, &mut rng);
-        matrix(&mut w, &p("ffn_down"), N_EMBD, N_FF, &mut rng);
-        if spm {
-            vector(&mut w, &p("attn_q_norm"), HEAD_DIM, &mut rng);
-            vector(&mut w, &p("attn_k_norm"), HEAD_DIM, &mut rng);
-            vector(&mut w, &p("post_attention_norm"), N_EMBD, &mut rng);
-            vector(&mut w, &p("post_ffw_norm"), N_EMBD, &mut rng);
-        }
-    }
-    w.bytes()
+    w
 }

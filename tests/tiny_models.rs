@@ -12,7 +12,7 @@ fn every_architecture_and_tensor_type_runs_consistently() {
         for ty in GgmlType::ALL {
             let model = Model::from_bytes(tiny::model(arch, ty))
                 .unwrap_or_else(|e| panic!("{arch} {}: {e}", ty.name()));
-            assert_eq!(model.config.arch.name(), arch);
+            assert_eq!(model.config.arch.name, arch);
             // Long enough to wrap the sliding-window ring (window + 256 slots).
             let ids: Vec<u32> = (0..300u32).map(|t| 4 + (t * 37) % 256).collect();
             let (batched, diff) = batched_vs_sequential(&model, &ids);
@@ -62,4 +62,33 @@ fn every_tiny_model_matches_llama_cpp() {
     }
     eprintln!("tiny models: {identical}/{total} greedy continuations identical to llama.cpp");
     assert!(identical * 10 >= total * 9, "only {identical} of {total} tiny-model continuations identical");
+}
+
+/// Vocabulary-only files (metadata, no tensors; llama.cpp ships its tokenizer tests as such)
+/// load: they tokenize as the full model does and describe themselves; evaluating is a
+/// typed error.
+#[test]
+fn vocabulary_only_files_tokenize_and_refuse_to_evaluate() {
+    for arch in tiny::ARCHS {
+        let full = Model::from_bytes(tiny::model(arch, GgmlType::F32)).unwrap();
+        for padded in [false, true] {
+            let vocab = Model::from_bytes(tiny::vocab_only(arch, padded)).unwrap_or_else(|e| panic!("{arch} padded={padded}: {e}"));
+            assert_eq!(vocab.backend_name(), "none (vocabulary only)");
+            assert_eq!(vocab.config.n_layer, full.config.n_layer);
+            for text in ["the answer", "héllo wörld  \n\tthe a", ""] {
+                let ids = vocab.tokenizer.encode(text, true, false);
+                assert_eq!(ids, full.tokenizer.encode(text, true, false), "{arch} {text:?}");
+                assert_eq!(vocab.tokenizer.decode(&ids), full.tokenizer.decode(&ids));
+            }
+            let err = vocab.generate("the answer", &GenerateOptions::default()).unwrap_err();
+            assert_eq!(err.code(), edgeslm_engine::ErrorCode::InvalidOption, "{err}");
+            assert!(err.to_string().contains("vocabulary-only"), "{err}");
+            let mut s = vocab.new_session();
+            assert!(vocab.forward(&mut s, &[4, 5]).is_err());
+            let mut instance = edgeslm_engine::Instance::new(vocab);
+            let labels = vec!["a".to_string(), "b".to_string()];
+            assert!(instance.classify("x", &labels, &Default::default()).is_err());
+            assert_eq!(instance.info().parameter_count, 0);
+        }
+    }
 }

@@ -1,34 +1,14 @@
-//! The HTTP API: routes, request and response bodies, and how every error becomes a status
-//! and a typed JSON error (`{"error": {"type", "message"}}`). No wasi:http here; `http.rs`
-//! moves the bytes, `cloud.rs` asks the upstream.
+//! The HTTP API's handlers: routes, the instance's model, the hybrid route. The bodies are
+//! in `wire.rs`; no wasi:http here (`http.rs` moves the bytes, `cloud.rs` asks the upstream).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::cloud;
 use crate::config::Config;
-use crate::engine::{self, timing::Stopwatch};
-use crate::{cloud, Origin, Service, SERVICE};
-
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    pub body: Vec<u8>,
-}
-
-pub struct Response {
-    pub status: u16,
-    pub body: Value,
-    /// The `allow` header of a 405.
-    pub allow: Option<&'static str>,
-}
-
-pub fn error(status: u16, kind: &str, message: impl Into<String>) -> Response {
-    Response { status, body: json!({ "error": { "type": kind, "message": message.into() } }), allow: None }
-}
-
-fn ok(body: Value) -> Response {
-    Response { status: 200, body, allow: None }
-}
+use edgeslm_engine::{self as engine, timing::Stopwatch};
+use crate::state::{Origin, Service, SERVICE};
+use crate::wire::{engine_error, error, ok, ClassifyRequest, GenerateRequest, Request, Response, RouteMode};
 
 pub fn handle(req: &Request, config: &Config) -> Response {
     let allowed = match req.path.as_str() {
@@ -75,9 +55,7 @@ fn with_service(config: &Config, f: impl FnOnce(&mut Service) -> Result<Response
         let clock = Stopwatch::start();
         let model = engine::Model::open(path).map_err(|e| error(503, "model_unavailable", format!("{path}: {e}")))?;
         *slot = Some(Service {
-            model,
-            classifier: engine::Classifier::default(),
-            constrainer: None,
+            instance: engine::Instance::new(model),
             origin: Origin::File { path: path.to_string(), load_ms: clock.ms() },
         });
         Ok(())
@@ -100,79 +78,27 @@ fn health() -> Response {
 }
 
 fn model_info(s: &Service) -> Value {
-    let m = &s.model;
-    let c = &m.config;
+    let i = s.instance.info();
     let (origin, load_ms, path) = match &s.origin {
         Origin::Baked { load_ms } => ("baked", *load_ms, None),
         Origin::File { path, load_ms } => ("file", *load_ms, Some(path.clone())),
     };
     json!({
-        "architecture": c.arch.name(),
-        "name": m.gguf.get_str("general.name"),
-        "parameter_count": m.parameter_count(),
-        "layers": c.n_layer,
-        "context_length": c.n_ctx_train,
-        "embedding_length": c.n_embd,
-        "vocab_size": m.vocab_size(),
-        "tokenizer": m.tokenizer.kind.to_string(),
-        "file_size": m.file_size,
-        "backend": m.backend_name(),
+        "architecture": i.architecture,
+        "name": i.name,
+        "parameter_count": i.parameter_count,
+        "layers": i.layers,
+        "context_length": i.context_length,
+        "embedding_length": i.embedding_length,
+        "vocab_size": i.vocab_size,
+        "tokenizer": i.tokenizer,
+        "file_size": i.file_size,
+        "backend": i.backend,
         "origin": origin,
         "path": path,
         "load_ms": load_ms,
-        "constraint_engine_ready": s.constrainer.is_some(),
+        "constraint_engine_ready": s.instance.constrainer_ready(),
     })
-}
-
-/// An engine error as a status and a type: the caller's mistakes are 4xx, a model that
-/// cannot be used is 503.
-fn engine_error(e: engine::Error) -> Response {
-    use engine::Error as E;
-    let (status, kind) = match &e {
-        E::InvalidSchema(_) => (400, "invalid_schema"),
-        E::UnsupportedSchema(_) => (400, "unsupported_schema"),
-        E::InvalidRegex(_) => (400, "invalid_regex"),
-        E::InvalidGrammar(_) => (400, "invalid_grammar"),
-        E::InvalidLabels(_) => (400, "invalid_labels"),
-        E::InvalidOption(_) => (400, "invalid_option"),
-        E::ContextOverflow { .. } => (400, "context_overflow"),
-        E::ConstraintUnsatisfiable(_) => (422, "constraint_unsatisfiable"),
-        E::OutputTruncated { .. } => (422, "output_truncated"),
-        _ => (503, "model_unavailable"),
-    };
-    error(status, kind, e.to_string())
-}
-
-/// Where an answer may come from.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default, Debug)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteMode {
-    /// Local, or the cloud when the local answer is below the configured threshold.
-    #[default]
-    Auto,
-    Local,
-    /// The cloud (the local answer is the fallback).
-    Cloud,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Example {
-    pub text: String,
-    pub label: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClassifyRequest {
-    pub text: String,
-    pub labels: Vec<String>,
-    pub instruction: Option<String>,
-    #[serde(default)]
-    pub examples: Vec<Example>,
-    pub calibrate: Option<bool>,
-    #[serde(default)]
-    pub route: RouteMode,
 }
 
 fn classify(s: &mut Service, req: ClassifyRequest, config: &Config) -> Result<Response, Response> {
@@ -182,7 +108,7 @@ fn classify(s: &mut Service, req: ClassifyRequest, config: &Config) -> Result<Re
         examples: req.examples.iter().map(|e| (e.text.clone(), e.label.clone())).collect(),
         calibrate: req.calibrate.unwrap_or(true),
     };
-    let c = s.model.classify(&mut s.classifier, &req.text, &req.labels, &opts).map_err(engine_error)?;
+    let c = s.instance.classify(&req.text, &req.labels, &opts).map_err(engine_error)?;
     let t = &c.timings;
     let scores: Vec<Value> = req
         .labels
@@ -249,45 +175,6 @@ fn ask_cloud<T>(
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateOptions {
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    pub top_k: Option<u32>,
-    pub top_p: Option<f32>,
-    pub seed: Option<u64>,
-    pub chat: Option<bool>,
-    pub parse_special: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateRequest {
-    pub prompt: String,
-    /// A schema object (or a string holding one).
-    pub json_schema: Option<Value>,
-    pub regex: Option<String>,
-    pub grammar: Option<String>,
-    #[serde(default)]
-    pub options: GenerateOptions,
-    #[serde(default)]
-    pub route: RouteMode,
-}
-
-impl GenerateRequest {
-    pub fn constraint(&self) -> Result<engine::Constraint, Response> {
-        match (&self.json_schema, &self.regex, &self.grammar) {
-            (Some(Value::String(s)), None, None) => Ok(engine::Constraint::JsonSchema(s.clone())),
-            (Some(v @ Value::Object(_)), None, None) => Ok(engine::Constraint::JsonSchema(v.to_string())),
-            (Some(_), None, None) => Err(error(400, "invalid_schema", "json_schema must be a JSON object (or a string holding one)")),
-            (None, Some(r), None) => Ok(engine::Constraint::Regex(r.clone())),
-            (None, None, Some(g)) => Ok(engine::Constraint::Grammar(g.clone())),
-            _ => Err(error(400, "invalid_request", "give exactly one of json_schema, regex, grammar")),
-        }
-    }
-}
-
 fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Response, Response> {
     let total = Stopwatch::start();
     let constraint = req.constraint()?;
@@ -301,13 +188,9 @@ fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Re
         chat: o.chat.unwrap_or(d.chat),
     };
     let setup = Stopwatch::start();
-    s.constrainer().map_err(engine_error)?;
+    s.instance.constrainer().map_err(engine_error)?;
     let setup_ms = setup.ms();
-    let cons = s.constrainer.as_ref().unwrap();
-    let g = s
-        .model
-        .generate_constrained(cons, &mut s.classifier.cache, &req.prompt, &constraint, &opts)
-        .map_err(engine_error)?;
+    let g = s.instance.generate_constrained(&req.prompt, &constraint, &opts).map_err(engine_error)?;
     let mean_logprob = g.mean_logprob();
     let value = |text: &str| match constraint {
         engine::Constraint::JsonSchema(_) => serde_json::from_str::<Value>(text).unwrap_or(Value::Null),
@@ -333,7 +216,8 @@ fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Re
     });
     let reason = route_reason(req.route, "mean logprob", mean_logprob, config.min_logprob);
     let local = json!({ "text": g.text, "mean_logprob": mean_logprob });
-    let accepts = |text: &str| cons.accepts(&s.model, &constraint, text).unwrap_or(false);
+    let instance = &mut s.instance;
+    let accepts = |text: &str| instance.accepts(&constraint, text).unwrap_or(false);
     ask_cloud(&mut body, reason, local, || cloud::generate(config, &req, accepts), |body, text| {
         body["value"] = value(&text);
         body["text"] = json!(text);

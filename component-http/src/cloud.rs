@@ -5,8 +5,9 @@
 
 use serde_json::{json, Value};
 
-use crate::api::{ClassifyRequest, GenerateRequest};
 use crate::config::{Config, Upstream};
+use crate::outgoing::post_json;
+use crate::wire::{ClassifyRequest, GenerateRequest};
 
 fn upstream(config: &Config) -> Result<&Upstream, String> {
     config.upstream.as_ref().ok_or_else(|| "no upstream is configured (EDGESLM_UPSTREAM_URL)".to_string())
@@ -42,7 +43,7 @@ pub fn classify(config: &Config, req: &ClassifyRequest) -> Result<String, String
 
 /// The upstream's output, if `accepts` (the local constraint) takes it. JSON answers are
 /// re-serialized compactly first, as the local path writes them.
-pub fn generate(config: &Config, req: &GenerateRequest, accepts: impl Fn(&str) -> bool) -> Result<String, String> {
+pub fn generate(config: &Config, req: &GenerateRequest, mut accepts: impl FnMut(&str) -> bool) -> Result<String, String> {
     let up = upstream(config)?;
     let mut messages = Vec::new();
     let format = match (&req.json_schema, &req.regex, &req.grammar) {
@@ -84,7 +85,7 @@ fn ask(up: &Upstream, messages: Vec<Value>, schema: Option<(&str, Value)>) -> Re
     if let Some((name, schema)) = schema {
         body["response_format"] = json!({ "type": "json_schema", "json_schema": { "name": name, "strict": true, "schema": schema } });
     }
-    let (status, bytes) = crate::http::post_json(up, body.to_string().as_bytes())?;
+    let (status, bytes) = post_json(up, body.to_string().as_bytes())?;
     let text = String::from_utf8_lossy(&bytes);
     if status != 200 {
         return Err(format!("the upstream answered {status}: {}", clip(&text)));

@@ -7,8 +7,6 @@
 //! `EDGESLM_MODEL` on its first request instead (slow; kept for development and to measure
 //! what baking saves).
 
-use std::cell::RefCell;
-
 wit_bindgen::generate!({
     path: "../wit",
     world: "service",
@@ -16,46 +14,17 @@ wit_bindgen::generate!({
 });
 
 mod api;
+mod body;
 mod cloud;
 mod config;
 mod http;
+mod outgoing;
+mod state;
+mod wire;
 
 use edgeslm_engine as engine;
 use engine::timing::Stopwatch;
-
-/// The model and the state kept between calls in one instance (and, baked, in every one).
-pub struct Service {
-    pub model: engine::Model,
-    pub classifier: engine::Classifier,
-    /// The constraint engine (token trie); built by the bake, or on the first generate.
-    pub constrainer: Option<engine::Constrainer>,
-    pub origin: Origin,
-}
-
-#[derive(Clone, Debug)]
-pub enum Origin {
-    /// Parsed during `edgeslm bake`; part of the memory image.
-    Baked { load_ms: f64 },
-    /// Loaded from `EDGESLM_MODEL` by this instance.
-    File { path: String, load_ms: f64 },
-}
-
-impl Service {
-    fn constrainer(&mut self) -> engine::Result<&engine::Constrainer> {
-        if self.constrainer.is_none() {
-            self.constrainer = Some(engine::Constrainer::new(&self.model)?);
-        }
-        Ok(self.constrainer.as_ref().unwrap())
-    }
-}
-
-thread_local! {
-    /// The component is single-threaded; thread-locals are plain statics in its memory,
-    /// which is what the snapshot keeps.
-    static SERVICE: RefCell<Option<Service>> = const { RefCell::new(None) };
-    /// The model file while `bake` receives it.
-    static PENDING: RefCell<Option<(u64, Vec<u8>)>> = const { RefCell::new(None) };
-}
+use state::{Origin, Service, PENDING, SERVICE};
 
 struct Component;
 
@@ -99,30 +68,25 @@ impl exports::edgeslm::runtime::bake::Guest for Component {
         }
         let clock = Stopwatch::start();
         let model = engine::Model::from_bytes(bytes).map_err(|e| e.to_string())?;
-        let constrainer = engine::Constrainer::new(&model).map_err(|e| e.to_string())?;
+        let instance = engine::Instance::with_constrainer(model).map_err(|e| e.to_string())?;
         let load_ms = clock.ms();
-        let c = &model.config;
+        let i = instance.info();
         let summary = format!(
             "{} ({}, {} layers, vocabulary {}), parsed and constraint engine built in {:.0} ms",
-            model.gguf.get_str("general.name").unwrap_or("unnamed"),
-            c.arch.name(),
-            c.n_layer,
-            model.vocab_size(),
+            i.name.as_deref().unwrap_or("unnamed"),
+            i.architecture,
+            i.layers,
+            i.vocab_size,
             load_ms
         );
-        SERVICE.set(Some(Service {
-            model,
-            classifier: engine::Classifier::default(),
-            constrainer: Some(constrainer),
-            origin: Origin::Baked { load_ms },
-        }));
+        SERVICE.set(Some(Service { instance, origin: Origin::Baked { load_ms } }));
         Ok(summary)
     }
 
     fn warm(method: String, path: String, body: Vec<u8>) -> (u16, String) {
         // Local only, and no configuration read: the environment would be cached into the
         // image, and no network handle survives the snapshot.
-        let response = api::handle(&api::Request { method, path, body }, &config::Config::for_bake());
+        let response = api::handle(&wire::Request { method, path, body }, &config::Config::for_bake());
         (response.status, response.body.to_string())
     }
 }

@@ -1,5 +1,6 @@
 //! The edgeslm guest: the engine behind the `edgeslm:runtime` WIT interfaces.
-//! Engine errors become the WIT `error` variant; nothing here panics on caller input.
+//! A thin adapter over `engine::Instance`: WIT types in and out, engine errors as the WIT
+//! `error` record (code and message from the engine's table); nothing panics on caller input.
 
 use edgeslm_engine as engine;
 
@@ -22,12 +23,11 @@ use exports::edgeslm::runtime::inference::{Guest, GuestModel, GuestModelLoader, 
 use std::cell::RefCell;
 
 use exports::edgeslm::runtime::types::{
-    Classification, ClassifyOptions, ClassifyTimings, Constraint, ContextOverflow, Error, FinishReason, GenerateOptions,
-    Generation, LabelScore, ModelInfo, TensorTypeCount, Timings,
+    Classification, ClassifyOptions, ClassifyTimings, Constraint, ContextOverflow, Error, ErrorCode, ErrorDetail,
+    FinishReason, GenerateOptions, Generation, LabelScore, ModelInfo, TensorTypeCount, Timings,
 };
 
 struct Component;
-
 
 impl Guest for Component {
     type Model = Model;
@@ -51,10 +51,10 @@ impl GuestModelLoader for ModelLoader {
         let mut slot = self.receiver.borrow_mut();
         let receiver = slot.as_mut().ok_or_else(|| self.unusable())?;
         if receiver.received() as u64 + piece.len() as u64 > self.size {
-            return Err(Error::InvalidOption(format!(
+            return Err(to_wit(engine::Error::InvalidOption(format!(
                 "model-loader: more than the announced {} bytes were pushed",
                 self.size
-            )));
+            ))));
         }
         if let Err(e) = receiver.push(&piece) {
             *slot = None;
@@ -66,11 +66,11 @@ impl GuestModelLoader for ModelLoader {
     fn finish(&self) -> Result<ModelHandle, Error> {
         let receiver = self.receiver.borrow_mut().take().ok_or_else(|| self.unusable())?;
         if receiver.received() as u64 != self.size {
-            return Err(Error::InvalidOption(format!(
+            return Err(to_wit(engine::Error::InvalidOption(format!(
                 "model-loader: {} of the announced {} bytes were pushed",
                 receiver.received(),
                 self.size
-            )));
+            ))));
         }
         let (gguf, storage) = receiver.finish().map_err(to_wit)?;
         Ok(Model::new(engine::Model::load_parsed(gguf, storage).map_err(to_wit)?))
@@ -79,49 +79,51 @@ impl GuestModelLoader for ModelLoader {
 
 impl ModelLoader {
     fn unusable(&self) -> Error {
-        Error::Io(format!("model-loader: cannot hold {} bytes (already finished, or out of memory)", self.size))
+        to_wit(engine::Error::Io(format!("model-loader: cannot hold {} bytes (already finished, or out of memory)", self.size)))
     }
 }
 
-pub struct Model {
-    inner: engine::Model,
-    /// Prompt-prefix KV state (shared by classify and generate-constrained) and
-    /// calibration priors, kept between calls.
-    classifier: RefCell<engine::Classifier>,
-    /// The constraint engine (token trie), built on the first constrained call.
-    constrainer: RefCell<Option<engine::Constrainer>>,
-}
+/// A model resource: the engine's [`engine::Instance`] (model, prompt cache, calibration
+/// priors, constraint engine). Resource methods take `&self`; the instance is one-threaded.
+pub struct Model(RefCell<engine::Instance>);
 
 impl Model {
-    fn new(inner: engine::Model) -> ModelHandle {
-        ModelHandle::new(Model {
-            inner,
-            classifier: RefCell::new(engine::Classifier::default()),
-            constrainer: RefCell::new(None),
-        })
+    fn new(model: engine::Model) -> ModelHandle {
+        ModelHandle::new(Model(RefCell::new(engine::Instance::new(model))))
     }
 }
 
+/// An engine error as the WIT record: its code and its message, whole.
 fn to_wit(e: engine::Error) -> Error {
-    use engine::Error as E;
-    match e {
-        E::FileNotFound(p) => Error::FileNotFound(p),
-        E::NotGguf(m) => Error::NotGguf(m),
-        E::UnsupportedArchitecture(a) => Error::UnsupportedArchitecture(a),
-        e @ E::UnsupportedTensorType { .. } => Error::UnsupportedTensorType(e.to_string()),
-        E::Corrupt(m) => Error::CorruptFile(m),
-        E::ContextOverflow { needed, limit } => {
-            Error::ContextOverflow(ContextOverflow { needed: needed as u32, limit: limit as u32 })
+    let detail = match e {
+        engine::Error::ContextOverflow { needed, limit } => {
+            Some(ErrorDetail::ContextOverflow(ContextOverflow { needed: needed as u32, limit: limit as u32 }))
         }
-        E::InvalidOption(m) => Error::InvalidOption(m),
-        E::Io(m) => Error::Io(m),
-        E::InvalidLabels(m) => Error::InvalidLabels(m),
-        E::InvalidSchema(m) => Error::InvalidSchema(m),
-        E::UnsupportedSchema(m) => Error::UnsupportedSchema(m),
-        E::InvalidRegex(m) => Error::InvalidRegex(m),
-        E::InvalidGrammar(m) => Error::InvalidGrammar(m),
-        E::ConstraintUnsatisfiable(m) => Error::ConstraintUnsatisfiable(m),
-        E::OutputTruncated { tokens } => Error::OutputTruncated(tokens as u32),
+        engine::Error::OutputTruncated { tokens } => Some(ErrorDetail::OutputTruncated(tokens as u32)),
+        _ => None,
+    };
+    Error { code: code(e.code()), message: e.to_string(), detail }
+}
+
+/// The engine's error table in WIT (both enums list the same codes: tests/errors.rs).
+fn code(c: engine::ErrorCode) -> ErrorCode {
+    use engine::ErrorCode as E;
+    match c {
+        E::FileNotFound => ErrorCode::FileNotFound,
+        E::NotGguf => ErrorCode::NotGguf,
+        E::UnsupportedArchitecture => ErrorCode::UnsupportedArchitecture,
+        E::UnsupportedTensorType => ErrorCode::UnsupportedTensorType,
+        E::CorruptFile => ErrorCode::CorruptFile,
+        E::ContextOverflow => ErrorCode::ContextOverflow,
+        E::InvalidOption => ErrorCode::InvalidOption,
+        E::Io => ErrorCode::Io,
+        E::InvalidLabels => ErrorCode::InvalidLabels,
+        E::InvalidSchema => ErrorCode::InvalidSchema,
+        E::UnsupportedSchema => ErrorCode::UnsupportedSchema,
+        E::InvalidRegex => ErrorCode::InvalidRegex,
+        E::InvalidGrammar => ErrorCode::InvalidGrammar,
+        E::ConstraintUnsatisfiable => ErrorCode::ConstraintUnsatisfiable,
+        E::OutputTruncated => ErrorCode::OutputTruncated,
     }
 }
 
@@ -141,48 +143,38 @@ impl GuestModel for Model {
     }
 
     fn info(&self) -> ModelInfo {
-        let m = &self.inner;
-        let c = &m.config;
-        let mut types: Vec<TensorTypeCount> = Vec::new();
-        for t in &m.gguf.tensors {
-            let name = t.ggml_type.name();
-            match types.iter_mut().find(|x| x.type_name == name) {
-                Some(x) => x.tensors += 1,
-                None => types.push(TensorTypeCount { type_name: name.to_string(), tensors: 1 }),
-            }
-        }
+        let i = self.0.borrow().info();
         ModelInfo {
-            architecture: c.arch.name().to_string(),
-            name: m.gguf.get_str("general.name").map(str::to_string),
-            parameter_count: m.parameter_count(),
-            layers: c.n_layer as u32,
-            context_length: c.n_ctx_train as u32,
-            embedding_length: c.n_embd as u32,
-            heads: c.n_head as u32,
-            kv_heads: c.n_head_kv as u32,
-            vocab_size: m.vocab_size() as u32,
-            tokenizer: m.tokenizer.kind.to_string(),
-            tensor_types: types,
-            file_size: m.file_size as u64,
-            backend: m.backend_name(),
+            architecture: i.architecture,
+            name: i.name,
+            parameter_count: i.parameter_count,
+            layers: i.layers as u32,
+            context_length: i.context_length as u32,
+            embedding_length: i.embedding_length as u32,
+            heads: i.heads as u32,
+            kv_heads: i.kv_heads as u32,
+            vocab_size: i.vocab_size as u32,
+            tokenizer: i.tokenizer,
+            tensor_types: i
+                .tensor_types
+                .into_iter()
+                .map(|(type_name, n)| TensorTypeCount { type_name, tensors: n as u32 })
+                .collect(),
+            file_size: i.file_size as u64,
+            backend: i.backend,
         }
     }
 
     fn tokenize(&self, text: String, add_special: bool, parse_special: bool) -> Vec<u32> {
-        self.inner.tokenizer.encode(&text, add_special, parse_special)
+        self.0.borrow().tokenize(&text, add_special, parse_special)
     }
 
     fn detokenize(&self, tokens: Vec<u32>) -> Result<String, Error> {
-        let n = self.inner.tokenizer.vocab_size();
-        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= n) {
-            return Err(Error::InvalidOption(format!("token id {bad} is outside the vocabulary ({n})")));
-        }
-        Ok(self.inner.tokenizer.decode(&tokens))
+        self.0.borrow().detokenize(&tokens).map_err(to_wit)
     }
 
     fn generate(&self, prompt: String, o: GenerateOptions) -> Result<Generation, Error> {
-        let g = self.inner.generate(&prompt, &options(o)).map_err(to_wit)?;
-        Ok(generation(g))
+        self.0.borrow().generate(&prompt, &options(o)).map(generation).map_err(to_wit)
     }
 
     fn generate_constrained(&self, prompt: String, c: Constraint, o: GenerateOptions) -> Result<Generation, Error> {
@@ -191,16 +183,7 @@ impl GuestModel for Model {
             Constraint::Regex(r) => engine::Constraint::Regex(r),
             Constraint::Grammar(g) => engine::Constraint::Grammar(g),
         };
-        let mut slot = self.constrainer.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(engine::Constrainer::new(&self.inner).map_err(to_wit)?);
-        }
-        let cache = &mut self.classifier.borrow_mut().cache;
-        let g = self
-            .inner
-            .generate_constrained(slot.as_ref().unwrap(), cache, &prompt, &constraint, &options(o))
-            .map_err(to_wit)?;
-        Ok(generation(g))
+        self.0.borrow_mut().generate_constrained(&prompt, &constraint, &options(o)).map(generation).map_err(to_wit)
     }
 
     fn classify(&self, text: String, labels: Vec<String>, o: ClassifyOptions) -> Result<Classification, Error> {
@@ -209,7 +192,7 @@ impl GuestModel for Model {
             examples: o.examples.into_iter().map(|e| (e.text, e.label)).collect(),
             calibrate: o.calibrate.unwrap_or(true),
         };
-        let c = self.inner.classify(&mut self.classifier.borrow_mut(), &text, &labels, &opts).map_err(to_wit)?;
+        let c = self.0.borrow_mut().classify(&text, &labels, &opts).map_err(to_wit)?;
         let t = &c.timings;
         Ok(Classification {
             label: c.label,

@@ -1,5 +1,10 @@
-//! Typed errors. Every fallible path in the engine returns one of these; none panics
-//! on bad input, so the component can turn them into its WIT `error` variant.
+//! Typed errors, and the one table every host derives from.
+//!
+//! Every fallible path in the engine returns an [`Error`]; none panics on bad input. Each
+//! error has a stable [`ErrorCode`] (the WIT `error-code` enum, host-js's `code`, the HTTP
+//! service's error `type`) and one message, its `Display`: the component passes that message
+//! on whole, so every host shows the same line. [`ErrorCode::ALL`] is the table itself
+//! (code, class, meaning); `docs/errors.md` and the WIT enum are checked against it.
 
 use std::fmt;
 
@@ -37,6 +42,107 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Whose problem an error is: what a host does about it (the HTTP service's status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The model cannot be used (HTTP 503).
+    Model,
+    /// The caller's request is wrong (HTTP 400).
+    Request,
+    /// The request was fine but no valid output came of it (HTTP 422).
+    Output,
+}
+
+/// Declares [`ErrorCode`] and its table in one list: variant, code, class, meaning.
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal, $class:ident, $meaning:literal;)*) => {
+        /// An error's stable name: the same in the WIT enum, every host and the HTTP service.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the WIT enum's order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The kebab-case name (`file-not-found`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            pub fn class(self) -> ErrorClass {
+                match self {
+                    $(ErrorCode::$variant => ErrorClass::$class,)*
+                }
+            }
+
+            /// What the error means, for docs/errors.md.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $meaning,)*
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<ErrorCode> {
+                ErrorCode::ALL.iter().copied().find(|c| c.as_str() == name)
+            }
+        }
+    };
+}
+
+error_codes! {
+    FileNotFound = "file-not-found", Model, "The model path does not exist (in the directory the host preopened).";
+    NotGguf = "not-gguf", Model, "The bytes are not a GGUF v2/v3 file.";
+    UnsupportedArchitecture = "unsupported-architecture", Model, "`general.architecture`, the tokenizer model or a hyperparameter variant is not implemented.";
+    UnsupportedTensorType = "unsupported-tensor-type", Model, "A tensor uses a ggml type without a kernel here (e.g. Q2_K, IQ4_XS).";
+    CorruptFile = "corrupt-file", Model, "Counts, offsets or sizes that do not fit the file; missing or ill-typed fields or tensors.";
+    ContextOverflow = "context-overflow", Request, "The prompt plus `max-tokens` exceed the context window.";
+    InvalidOption = "invalid-option", Request, "An option outside its domain, an empty prompt, a token id outside the vocabulary.";
+    Io = "io", Model, "Another I/O failure while reading the model (or from the host's wasi:nn backend).";
+    InvalidLabels = "invalid-labels", Request, "A label set classify cannot use: fewer than 2, more than 64, empty, duplicated, too long, or an example whose label is not in the set.";
+    InvalidSchema = "invalid-schema", Request, "The JSON Schema is not valid JSON or not a valid schema.";
+    UnsupportedSchema = "unsupported-schema", Request, "The schema uses a keyword that cannot be enforced; it is never silently ignored.";
+    InvalidRegex = "invalid-regex", Request, "The regular expression does not parse.";
+    InvalidGrammar = "invalid-grammar", Request, "The Lark grammar does not parse or is inconsistent.";
+    ConstraintUnsatisfiable = "constraint-unsatisfiable", Output, "No output can satisfy the constraint.";
+    OutputTruncated = "output-truncated", Output, "`max-tokens` ran out before the constrained output was complete; no partial (invalid) output is returned.";
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::FileNotFound(_) => ErrorCode::FileNotFound,
+            Error::NotGguf(_) => ErrorCode::NotGguf,
+            Error::UnsupportedArchitecture(_) => ErrorCode::UnsupportedArchitecture,
+            Error::UnsupportedTensorType { .. } => ErrorCode::UnsupportedTensorType,
+            Error::Corrupt(_) => ErrorCode::CorruptFile,
+            Error::ContextOverflow { .. } => ErrorCode::ContextOverflow,
+            Error::InvalidOption(_) => ErrorCode::InvalidOption,
+            Error::Io(_) => ErrorCode::Io,
+            Error::InvalidLabels(_) => ErrorCode::InvalidLabels,
+            Error::InvalidSchema(_) => ErrorCode::InvalidSchema,
+            Error::UnsupportedSchema(_) => ErrorCode::UnsupportedSchema,
+            Error::InvalidRegex(_) => ErrorCode::InvalidRegex,
+            Error::InvalidGrammar(_) => ErrorCode::InvalidGrammar,
+            Error::ConstraintUnsatisfiable(_) => ErrorCode::ConstraintUnsatisfiable,
+            Error::OutputTruncated { .. } => ErrorCode::OutputTruncated,
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        self.code().class()
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -70,4 +176,31 @@ impl std::error::Error for Error {}
 
 pub(crate) fn corrupt<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error::Corrupt(msg.into()))
+}
+
+/// The error table as Markdown (docs/errors.md is this, checked by a test).
+pub fn table_markdown() -> String {
+    let mut s = String::from("| code | class | meaning |\n|---|---|---|\n");
+    for c in ErrorCode::ALL {
+        let class = match c.class() {
+            ErrorClass::Model => "model (HTTP 503)",
+            ErrorClass::Request => "request (HTTP 400)",
+            ErrorClass::Output => "output (HTTP 422)",
+        };
+        s += &format!("| `{}` | {class} | {} |\n", c.as_str(), c.meaning());
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        for (i, c) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(ErrorCode::from_name(c.as_str()), Some(*c));
+            assert!(ErrorCode::ALL[..i].iter().all(|o| o.as_str() != c.as_str()));
+        }
+    }
 }

@@ -114,6 +114,9 @@ impl Model {
 
     /// The checks every generation makes before evaluating anything; returns its sampler.
     pub(crate) fn start_generation(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Sampler> {
+        if matches!(self.backend, crate::model::Backend::VocabOnly(_)) {
+            return Err(self.no_weights());
+        }
         if prompt_ids.is_empty() {
             return Err(Error::InvalidOption("the prompt is empty and the model adds no BOS token".into()));
         }

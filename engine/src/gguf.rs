@@ -261,7 +261,9 @@ impl Gguf {
             raws.push(Raw { name, dims, ty, rel_offset });
         }
 
+        // A vocabulary-only file (no tensors) may end with its metadata, before the padding.
         let data_offset = align_up(c.pos as u64, alignment)
+            .map(|o| if raws.is_empty() { o.min(file_len) } else { o })
             .filter(|&o| o <= file_len)
             .ok_or_else(|| Error::Corrupt("tensor data section starts past the end of the file".into()))?;
 

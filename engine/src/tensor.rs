@@ -53,6 +53,17 @@ impl Matrix {
         self.storage.at(self.range.clone())
     }
 
+    /// Rows `rows` as a matrix of their own: the parts of a fused tensor (Phi-3's
+    /// `attn_qkv`, its gate and up halves in `ffn_up`). The bytes stay where they are.
+    pub fn split_rows(&self, rows: Range<usize>, name: &str) -> Result<Matrix> {
+        if rows.start > rows.end || rows.end > self.rows {
+            return Err(Error::Corrupt(format!("tensor '{}' has {} rows, not the {} its parts need", self.name, self.rows, rows.end)));
+        }
+        let rb = self.ty.row_bytes(self.cols);
+        let start = self.range.start + rows.start * rb;
+        Ok(Matrix { name: name.to_string(), ty: self.ty, rows: rows.len(), cols: self.cols, storage: self.storage.clone(), range: start..start + rows.len() * rb })
+    }
+
     pub fn row_bytes(&self, r: usize) -> &[u8] {
         let rb = self.ty.row_bytes(self.cols);
         &self.bytes()[r * rb..(r + 1) * rb]

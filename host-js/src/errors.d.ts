@@ -1,5 +1,5 @@
 export declare class EdgeSlmError extends Error {
-  /** The WIT error variant's name, e.g. "invalid-schema", or "instance-trapped". */
+  /** The WIT error code, e.g. "invalid-schema" (docs/errors.md), or "instance-trapped". */
   readonly code: string;
   readonly detail: unknown;
 }
@@ -15,4 +15,4 @@ export declare class OutputTruncatedError extends EdgeSlmError {
   readonly detail: number;
 }
 export declare class InstanceTrappedError extends EdgeSlmError {}
-export declare function fromWit(err: { tag: string; val: unknown }): EdgeSlmError;
+export declare function fromWit(err: { code: string; message: string; detail?: { tag: string; val: unknown } }): EdgeSlmError;

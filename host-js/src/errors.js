@@ -1,5 +1,5 @@
-// Typed errors: one class per group of the WIT `error` variant, each with the variant's
-// name as `code` and its payload as `detail`. Messages match the Rust host's.
+// Typed errors: one class per group of the engine's error codes, each with the WIT
+// `error-code` as `code`, the engine's message, and the numbers it carries as `detail`.
 
 export class EdgeSlmError extends Error {
   /** @param {string} code @param {string} message @param {unknown} [detail] */
@@ -27,34 +27,29 @@ export class OutputTruncatedError extends EdgeSlmError {}
 /** The component trapped: this model instance is gone; load the model again. */
 export class InstanceTrappedError extends EdgeSlmError {}
 
-const KINDS = {
-  "file-not-found": [ModelLoadError, (v) => `file not found: ${v}`],
-  "not-gguf": [ModelLoadError, (v) => `not a GGUF file: ${v}`],
-  "unsupported-architecture": [ModelLoadError, (v) => `unsupported architecture: ${v}`],
-  "unsupported-tensor-type": [ModelLoadError, (v) => v],
-  "corrupt-file": [ModelLoadError, (v) => `corrupt or truncated model file: ${v}`],
-  io: [ModelLoadError, (v) => `i/o error: ${v}`],
-  "context-overflow": [
-    ContextOverflowError,
-    (v) => `context overflow: ${v.needed} tokens needed, the context holds ${v.limit}`,
-  ],
-  "invalid-option": [InvalidOptionError, (v) => `invalid option: ${v}`],
-  "invalid-labels": [InvalidLabelsError, (v) => `invalid labels: ${v}`],
-  "invalid-schema": [InvalidConstraintError, (v) => `invalid JSON schema: ${v}`],
-  "unsupported-schema": [InvalidConstraintError, (v) => `unsupported JSON schema: ${v}`],
-  "invalid-regex": [InvalidConstraintError, (v) => `invalid regex: ${v}`],
-  "invalid-grammar": [InvalidConstraintError, (v) => `invalid grammar: ${v}`],
-  "constraint-unsatisfiable": [ConstraintUnsatisfiableError, (v) => `constraint cannot be satisfied: ${v}`],
-  "output-truncated": [
-    OutputTruncatedError,
-    (v) => `output truncated: max-tokens (${v}) reached before the constrained output was complete`,
-  ],
+// The class for each code of the engine's error table (docs/errors.md); the message is the
+// engine's own, passed through whole by the component.
+const CLASSES = {
+  "file-not-found": ModelLoadError,
+  "not-gguf": ModelLoadError,
+  "unsupported-architecture": ModelLoadError,
+  "unsupported-tensor-type": ModelLoadError,
+  "corrupt-file": ModelLoadError,
+  io: ModelLoadError,
+  "context-overflow": ContextOverflowError,
+  "invalid-option": InvalidOptionError,
+  "invalid-labels": InvalidLabelsError,
+  "invalid-schema": InvalidConstraintError,
+  "unsupported-schema": InvalidConstraintError,
+  "invalid-regex": InvalidConstraintError,
+  "invalid-grammar": InvalidConstraintError,
+  "constraint-unsatisfiable": ConstraintUnsatisfiableError,
+  "output-truncated": OutputTruncatedError,
 };
 
-/** The typed error for a WIT `error` value ({tag, val}). */
+/** The typed error for a WIT `error` record ({code, message, detail}); `detail` is the
+ *  numbers some codes carry ({needed, limit} for context-overflow, max-tokens for output-truncated). */
 export function fromWit(err) {
-  const kind = KINDS[err.tag];
-  if (!kind) return new EdgeSlmError(err.tag, `${err.tag}: ${JSON.stringify(err.val)}`, err.val);
-  const [Class, message] = kind;
-  return new Class(err.tag, message(err.val), err.val);
+  const Class = CLASSES[err.code] ?? EdgeSlmError;
+  return new Class(err.code, err.message, err.detail?.val);
 }

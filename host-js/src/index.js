@@ -46,7 +46,7 @@ function call(model, f) {
   try {
     return f();
   } catch (e) {
-    if (e && Object.prototype.hasOwnProperty.call(e, "payload") && e.payload?.tag) throw fromWit(e.payload);
+    if (e && Object.prototype.hasOwnProperty.call(e, "payload") && e.payload?.code) throw fromWit(e.payload);
     if (e instanceof WebAssembly.RuntimeError) {
       model.trapped = new InstanceTrappedError("instance-trapped", `the component trapped (${e.message}); load the model again`);
       throw model.trapped;

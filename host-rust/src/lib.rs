@@ -289,50 +289,19 @@ impl Session {
 }
 
 impl WitError {
-    /// The error as one readable line.
+    /// The error as one line: the engine's own message, passed through whole.
     pub fn message(&self) -> String {
-        match self {
-            WitError::FileNotFound(p) => format!("file not found: {p}"),
-            WitError::NotGguf(m) => format!("not a GGUF file: {m}"),
-            WitError::UnsupportedArchitecture(a) => format!("unsupported architecture: {a}"),
-            WitError::UnsupportedTensorType(m) => m.clone(),
-            WitError::CorruptFile(m) => format!("corrupt or truncated model file: {m}"),
-            WitError::ContextOverflow(c) => {
-                format!("context overflow: {} tokens needed, the context holds {}", c.needed, c.limit)
-            }
-            WitError::InvalidOption(m) => format!("invalid option: {m}"),
-            WitError::Io(m) => format!("i/o error: {m}"),
-            WitError::InvalidLabels(m) => format!("invalid labels: {m}"),
-            WitError::InvalidSchema(m) => format!("invalid JSON schema: {m}"),
-            WitError::UnsupportedSchema(m) => format!("unsupported JSON schema: {m}"),
-            WitError::InvalidRegex(m) => format!("invalid regex: {m}"),
-            WitError::InvalidGrammar(m) => format!("invalid grammar: {m}"),
-            WitError::ConstraintUnsatisfiable(m) => format!("constraint cannot be satisfied: {m}"),
-            WitError::OutputTruncated(n) => {
-                format!("output truncated: max-tokens ({n}) reached before the constrained output was complete")
-            }
-        }
+        self.message.clone()
     }
 
-    /// A short stable name for the variant (for JSON output and exit codes).
+    /// The stable code (`corrupt-file`), for JSON output and tests: the engine's table.
     pub fn code(&self) -> &'static str {
-        match self {
-            WitError::FileNotFound(_) => "file-not-found",
-            WitError::NotGguf(_) => "not-gguf",
-            WitError::UnsupportedArchitecture(_) => "unsupported-architecture",
-            WitError::UnsupportedTensorType(_) => "unsupported-tensor-type",
-            WitError::CorruptFile(_) => "corrupt-file",
-            WitError::ContextOverflow(_) => "context-overflow",
-            WitError::InvalidOption(_) => "invalid-option",
-            WitError::Io(_) => "io",
-            WitError::InvalidLabels(_) => "invalid-labels",
-            WitError::InvalidSchema(_) => "invalid-schema",
-            WitError::UnsupportedSchema(_) => "unsupported-schema",
-            WitError::InvalidRegex(_) => "invalid-regex",
-            WitError::InvalidGrammar(_) => "invalid-grammar",
-            WitError::ConstraintUnsatisfiable(_) => "constraint-unsatisfiable",
-            WitError::OutputTruncated(_) => "output-truncated",
-        }
+        self.error_code().as_str()
+    }
+
+    /// The engine's code for this error (the WIT enum lists the same codes in the same order).
+    pub fn error_code(&self) -> edgeslm_engine::ErrorCode {
+        edgeslm_engine::ErrorCode::ALL[self.code as usize]
     }
 }
 

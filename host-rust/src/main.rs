@@ -8,6 +8,8 @@
 //!   edgeslm classify --model FILE --labels A,B,C [--instruction TEXT] [--examples FILE.jsonl]
 //!                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
 //!
+//!   edgeslm perplexity --model FILE [--tokens N] [--threads N] TEXT_FILE
+//!
 //!   edgeslm bake     --model FILE --out SERVICE.wasm [--warm /v1/classify=REQUEST.json]...
 //!   edgeslm serve    [--addr 127.0.0.1:8080] [--env KEY=VALUE]... [--model FILE] [SERVICE.wasm]
 //!
@@ -38,6 +40,10 @@ const USAGE: &str = "usage:
                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
      examples: one {\"text\": ..., \"label\": ...} per line; batch: one {\"text\": ...} (or a JSON
      string) per line, one JSON result per line out, p50/p99 latency on stderr
+  edgeslm perplexity --model FILE [--tokens N] [--threads N] TEXT_FILE
+     perplexity of the text's first N tokens (512), BOS first, each token predicted from all
+     before it in one causal pass (llama-perplexity's measure on one window); the native
+     engine, not the component
   edgeslm bake     --model FILE --out SERVICE.wasm [--warm /v1/classify=REQUEST.json]...
                    [--component edgeslm-service.wasm]
      pre-initialize the HTTP service with the model (and the warm-up requests' prompt state):
@@ -170,6 +176,7 @@ fn run(argv: Vec<String>) -> Result<()> {
     match argv.first().map(String::as_str) {
         Some("serve") => return serve(&argv[1..]),
         Some("bake") => return bake(&argv[1..]),
+        Some("perplexity") => return perplexity(&argv[1..]),
         _ => {}
     }
     let args = parse(argv).map_err(|e| anyhow!("{e}\n{USAGE}"))?;
@@ -498,6 +505,41 @@ fn serve(argv: &[String]) -> Result<()> {
 }
 
 /// `edgeslm bake`: the service with the model in its memory image.
+fn perplexity(argv: &[String]) -> Result<()> {
+    let (mut model, mut text_file, mut window, mut threads) = (None, None, 512usize, None);
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value\n{USAGE}"));
+        match arg.as_str() {
+            "--model" | "-m" => model = Some(value()?),
+            "--tokens" => window = value()?.parse().map_err(|_| anyhow!("--tokens takes a number"))?,
+            "--threads" => threads = Some(value()?.parse::<usize>().map_err(|_| anyhow!("--threads takes a number"))?),
+            s if s.starts_with('-') => bail!("unknown argument {s}\n{USAGE}"),
+            s if text_file.is_none() => text_file = Some(s.to_string()),
+            s => bail!("unexpected argument {s}\n{USAGE}"),
+        }
+    }
+    let model = model.ok_or_else(|| anyhow!("--model FILE is required"))?;
+    let text_file = text_file.ok_or_else(|| anyhow!("TEXT_FILE is required"))?;
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    edgeslm_engine::parallel::set_threads(n).map_err(|e| anyhow!("--threads {n}: {e}"))?;
+    let text = std::fs::read_to_string(&text_file).with_context(|| format!("reading {text_file}"))?;
+    let t = std::time::Instant::now();
+    let m = edgeslm_engine::Model::open(&model).map_err(|e| anyhow!("{e}"))?;
+    let p = m.perplexity(&text, window).map_err(|e| anyhow!("{e}"))?;
+    let out = json!({
+        "model": model,
+        "tokens": p.scored + 1,
+        "scored": p.scored,
+        "nll": p.nll,
+        "perplexity": p.perplexity,
+        "threads": n,
+        "ms": t.elapsed().as_secs_f64() * 1000.0,
+    });
+    println!("{out}");
+    Ok(())
+}
+
 fn bake(argv: &[String]) -> Result<()> {
     let (mut model, mut out, mut component) = (None, None, None);
     let mut warm = Vec::new();

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use anyhow::{anyhow, Result};
-use edgeslm_engine::remote::{codec, names, ServedSequence, Step};
+use edgeslm_engine::remote::{codec, names, Step};
+use edgeslm_engine::serve::ServedSequence;
 use edgeslm_engine::Model as NativeModel;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 

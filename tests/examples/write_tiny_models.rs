@@ -1,16 +1,28 @@
 //! Write every tiny test model to a directory (for recording llama.cpp fixtures on them):
-//! `cargo run --release -p edgeslm-tests --example write-tiny-models -- DIR`
+//! `cargo run --release -p edgeslm-tests --example write-tiny-models -- DIR [--real-vocab]`
+//! (the toy-vocabulary models of tests/tiny.rs, or with --real-vocab those of
+//! tests/tiny_vocab.rs).
 use edgeslm_engine::quant::GgmlType;
-use edgeslm_tests::tiny;
+use edgeslm_tests::{tiny, tiny_vocab};
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: write-tiny-models DIR");
-    std::fs::create_dir_all(&dir).unwrap();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = args.first().expect("usage: write-tiny-models DIR [--real-vocab]");
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = format!("{dir}/{name}.gguf");
+        std::fs::write(&path, bytes).unwrap();
+        println!("{path}");
+    };
+    if args.iter().any(|a| a == "--real-vocab") {
+        for (name, ..) in tiny_vocab::MODELS {
+            write(name, tiny_vocab::model(name));
+        }
+        return;
+    }
     for arch in tiny::ARCHS {
         for ty in GgmlType::ALL {
-            let path = format!("{dir}/{}.gguf", tiny::name(arch, ty));
-            std::fs::write(&path, tiny::model(arch, ty)).unwrap();
-            println!("{path}");
+            write(&tiny::name(arch, ty), tiny::model(arch, ty));
         }
     }
 }

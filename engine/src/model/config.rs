@@ -1,33 +1,13 @@
-//! Hyperparameters read from GGUF metadata (`<arch>.*` keys), with llama.cpp's defaults.
+//! Hyperparameters read from GGUF metadata (`<arch>.*` keys), with llama.cpp's defaults;
+//! what differs by family comes from the architecture table (`arch`).
 
+use super::arch::{self, Architecture, RopeStyle};
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    Llama,
-    Gemma3,
-}
-
-impl Arch {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Gemma3 => "gemma3",
-        }
-    }
-}
-
-/// How RoPE pairs dimensions: adjacent (llama) or split halves (NeoX, Gemma).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RopeStyle {
-    Adjacent,
-    Neox,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub arch: Arch,
+    pub arch: &'static Architecture,
     pub n_embd: usize,
     pub n_layer: usize,
     pub n_head: usize,
@@ -47,20 +27,21 @@ pub struct Config {
     /// Sliding-window size and which layers use it (every layer but each `swa_pattern`-th).
     pub sliding_window: Option<usize>,
     pub swa_pattern: usize,
-    /// Query scaling applied before QKᵀ.
+    /// The attention scale, on the queries or the scores (`arch.attention_scale`).
     pub attn_scale: f32,
     /// Token embeddings are multiplied by this (√n_embd for Gemma).
     pub embed_scale: f32,
+    /// RoPE's cos and sin are multiplied by this (`rope.scaling.attn_factor`: LongRoPE).
+    pub rope_attn_factor: f32,
+    /// The context the model was first trained for (`rope.scaling.original_context_length`):
+    /// past it, LongRoPE's long factors apply.
+    pub n_ctx_orig: usize,
 }
 
 impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Config> {
         let arch_name = g.require_str("general.architecture")?;
-        let arch = match arch_name {
-            "llama" => Arch::Llama,
-            "gemma3" => Arch::Gemma3,
-            other => return Err(Error::UnsupportedArchitecture(other.to_string())),
-        };
+        let arch = arch::lookup(arch_name).ok_or_else(|| Error::UnsupportedArchitecture(arch_name.to_string()))?;
         let key = |k: &str| format!("{arch_name}.{k}");
         let req = |k: &str| -> Result<usize> {
             let v = g.require_u64(&key(k))?;
@@ -96,7 +77,7 @@ impl Config {
         // Linear RoPE scaling divides positions by the factor; converters sometimes write
         // only the factor, without the type.
         let linear_scale = match g.get_str(&key("rope.scaling.type")) {
-            None | Some("linear") => match g.get_f64(&key("rope.scaling.factor")) {
+            None | Some("linear") | Some("longrope") => match g.get_f64(&key("rope.scaling.factor")) {
                 Some(f) if f > 0.0 => (1.0 / f) as f32,
                 _ => 1.0,
             },
@@ -105,8 +86,7 @@ impl Config {
         };
         let rope_base = g.get_f64(&key("rope.freq_base")).unwrap_or(10_000.0) as f32;
 
-        // The llama layout; Gemma 3 differs in the fields it overrides below.
-        let llama = Config {
+        let mut cfg = Config {
             arch,
             n_embd,
             n_layer,
@@ -116,7 +96,7 @@ impl Config {
             n_ff,
             n_ctx_train,
             rms_eps,
-            rope_style: RopeStyle::Adjacent,
+            rope_style: arch.rope,
             n_rot,
             rope_base,
             rope_freq_scale: linear_scale,
@@ -125,23 +105,18 @@ impl Config {
             sliding_window: None,
             swa_pattern: 1,
             attn_scale: 1.0 / (head_dim as f32).sqrt(),
-            embed_scale: 1.0,
+            embed_scale: if arch.scale_embeddings { (n_embd as f32).sqrt() } else { 1.0 },
+            rope_attn_factor: g.get_f64(&key("rope.scaling.attn_factor")).filter(|f| *f > 0.0).unwrap_or(1.0) as f32,
+            n_ctx_orig: opt("rope.scaling.original_context_length").unwrap_or(n_ctx_train),
         };
-        let cfg = match arch {
-            Arch::Llama => llama,
-            Arch::Gemma3 => Config {
-                rope_style: RopeStyle::Neox,
-                // Sliding-window layers use base 10 000 without scaling.
-                rope_base_local: 10_000.0,
-                rope_freq_scale_local: 1.0,
-                sliding_window: Some(opt("attention.sliding_window").unwrap_or(4096)),
-                swa_pattern: opt("attention.sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6),
-                // Gemma 3 27B scales queries by the model width per head; the others by the head size.
-                attn_scale: if n_layer == 62 { 1.0 / ((n_embd / n_head) as f32).sqrt() } else { llama.attn_scale },
-                embed_scale: (n_embd as f32).sqrt(),
-                ..llama
-            },
-        };
+        if let Some(rule) = arch.sliding_window {
+            // Sliding-window layers use their own base, without scaling.
+            cfg.rope_base_local = rule.local_rope_base;
+            cfg.rope_freq_scale_local = 1.0;
+            cfg.sliding_window = Some(opt("attention.sliding_window").unwrap_or(rule.default_window));
+            cfg.swa_pattern = opt("attention.sliding_window_pattern").filter(|&p| p > 0).unwrap_or(rule.default_pattern);
+        }
+        (arch.hparams)(&mut cfg, g)?;
         Ok(cfg)
     }
 

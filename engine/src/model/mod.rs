@@ -1,14 +1,18 @@
 //! Transformer models: weights, the per-sequence state, and the forward pass.
 //!
 //! One forward pass handles a batch of consecutive tokens (prefill) or a single token
-//! (decode). Architectures differ in a few places only, and each difference is spelled out
-//! where it happens: Gemma 3 scales embeddings, normalises Q and K per head, normalises the
+//! (decode): embeddings, then the shared block (`block`: attention, feed-forward) per
+//! layer. Architectures differ in a few places only, and those are rows of the table in
+//! `arch` (Gemma 3, for one, scales embeddings, normalises Q and K per head, normalises the
 //! outputs of attention and FFN again before the residual add, uses GELU, and interleaves
-//! sliding-window layers (local RoPE base) with global ones.
+//! sliding-window layers with global ones).
 
+pub mod arch;
+mod block;
 pub mod config;
 pub mod kv_cache;
 pub mod ops;
+mod remote;
 mod scratch;
 
 use std::sync::{Arc, Mutex};
@@ -16,13 +20,16 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 use crate::quant::QuantizedRow;
-use crate::remote::{self, RemoteForward, RemoteOutput, RemoteSequenceState};
+use crate::remote::RemoteForward;
+use remote::{RemoteOutput, RemoteSequenceState};
 use crate::storage::Storage;
 use crate::tensor::{load_vector, Matrix};
 use crate::tokenizer::Tokenizer;
-pub use config::{Arch, Config, RopeStyle};
+use arch::Presence;
+pub use arch::{Architecture, RopeStyle};
+pub use config::Config;
 use kv_cache::LayerCache;
-use ops::{attend, gelu, rms_norm, rope, silu};
+use ops::rms_norm;
 use scratch::{Dims, Scratch, KEEP_TOKENS};
 
 /// Tokens per forward batch. 128 rather than 256: the batch's activations (~5 MB for Gemma 3
@@ -41,7 +48,12 @@ pub struct Layer {
     pub wq: Matrix,
     pub wk: Matrix,
     pub wv: Matrix,
+    /// Biases of Q, K, V and the output projection, where the file has them (Qwen2 has Q, K, V).
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
     pub wo: Matrix,
+    pub bo: Option<Vec<f32>>,
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
     pub post_attn_norm: Option<Vec<f32>>,
@@ -69,6 +81,10 @@ pub enum Backend {
     Portable(Weights),
     /// Elsewhere (the host, through wasi:nn): only the tokenizer and config live here.
     Remote(Arc<dyn RemoteForward>),
+    /// Nowhere: a vocabulary-only GGUF (no tensors, as llama.cpp's `ggml-vocab-*.gguf`),
+    /// which can tokenize, detokenize and describe itself, but not evaluate. The file's
+    /// bytes when they are here (a host serves its header to a wasi:nn guest).
+    VocabOnly(Option<Arc<Storage>>),
 }
 
 /// The weights of the portable forward pass.
@@ -78,6 +94,8 @@ pub struct Weights {
     pub output_norm: Vec<f32>,
     /// The vocabulary projection; the same matrix as `token_embd` when tied.
     pub output: Matrix,
+    /// Divisors of the RoPE angles of each dimension pair (Llama 3.x, Phi-3 LongRoPE).
+    pub rope_factors: Option<Vec<f32>>,
     storage: Arc<Storage>,
     /// The forward pass's buffers, reused by short calls (decode steps). A caller that finds
     /// them taken (another thread's forward pass on the same model) works in fresh ones.
@@ -156,6 +174,9 @@ impl Model {
         let storage = Arc::new(storage);
         let file_size = storage.base() + storage.held().len();
         Model::assemble(gguf, file_size, |gguf, config, tokenizer| {
+            if gguf.tensors.is_empty() {
+                return Ok(Backend::VocabOnly(Some(storage)));
+            }
             Weights::load(gguf, storage, config, tokenizer.vocab_size()).map(Backend::Portable)
         })
     }
@@ -164,7 +185,10 @@ impl Model {
     /// its tensor data (metadata and tensor table), enough for the tokenizer and config.
     pub fn remote(header: &[u8], file_size: u64, forward: Arc<dyn RemoteForward>) -> Result<Model> {
         let gguf = Gguf::parse_header(header, file_size)?;
-        Model::assemble(gguf, file_size as usize, |_, _, _| Ok(Backend::Remote(forward)))
+        // A vocabulary-only file has nothing to run remotely either.
+        Model::assemble(gguf, file_size as usize, |gguf, _, _| {
+            Ok(if gguf.tensors.is_empty() { Backend::VocabOnly(None) } else { Backend::Remote(forward) })
+        })
     }
 
     /// Config and tokenizer from the GGUF metadata, then the backend that runs the forward pass.
@@ -184,6 +208,7 @@ impl Model {
         match &self.backend {
             Backend::Portable(_) => "portable".into(),
             Backend::Remote(r) => r.name(),
+            Backend::VocabOnly(_) => "none (vocabulary only)".into(),
         }
     }
 
@@ -191,7 +216,9 @@ impl Model {
     pub fn header(&self) -> Option<&[u8]> {
         match &self.backend {
             // Only while the storage holds the file from its start (not a wasm tail).
-            Backend::Portable(w) if w.storage.base() == 0 => Some(&w.storage.held()[..self.gguf.data_offset]),
+            Backend::Portable(Weights { storage, .. }) | Backend::VocabOnly(Some(storage)) if storage.base() == 0 => {
+                Some(&storage.held()[..self.gguf.data_offset])
+            }
             _ => None,
         }
     }
@@ -214,7 +241,7 @@ impl Model {
                     LayerCache::new(c.kv_dim(), ring)
                 })
                 .collect(),
-            Backend::Remote(_) => Vec::new(),
+            Backend::Remote(_) | Backend::VocabOnly(_) => Vec::new(),
         };
         let has_rings = (0..c.n_layer).any(|l| c.is_sliding(l));
         Session { caches, remote: None, tokens: Vec::new(), high_water: 0, has_rings, reserved: 0 }
@@ -233,7 +260,7 @@ impl Model {
     pub fn forward_into(&self, s: &mut Session, tokens: &[u32], logits: &mut Vec<f32>) -> Result<()> {
         let w = match &self.backend {
             Backend::Portable(w) => w,
-            Backend::Remote(_) => {
+            _ => {
                 *logits = self.logits(&self.forward_to_output(s, tokens)?)?;
                 return Ok(());
             }
@@ -253,6 +280,7 @@ impl Model {
                 self.check_batch(s, tokens)?;
                 return remote::forward(r.as_ref(), s, tokens).map(Output::Remote);
             }
+            Backend::VocabOnly(_) => return Err(self.no_weights()),
         };
         self.forward_local(w, s, tokens, |out| Output::Local(out.clone()))
     }
@@ -274,8 +302,18 @@ impl Model {
         Dims { d: c.n_embd, q_dim: c.q_dim(), kv_dim: c.kv_dim(), n_ff: c.n_ff }
     }
 
+    /// The error for evaluating a model without weights.
+    pub(crate) fn no_weights(&self) -> Error {
+        Error::InvalidOption(
+            "this is a vocabulary-only GGUF (no tensors): it can tokenize, detokenize and describe itself, not evaluate".into(),
+        )
+    }
+
     /// What every batch must satisfy before anything is evaluated.
     fn check_batch(&self, s: &Session, tokens: &[u32]) -> Result<()> {
+        if matches!(self.backend, Backend::VocabOnly(_)) {
+            return Err(self.no_weights());
+        }
         if tokens.is_empty() {
             return Err(Error::InvalidOption("no tokens to evaluate".into()));
         }
@@ -301,6 +339,45 @@ impl Model {
         rms_norm(&mut sc.last, &w.output_norm, self.config.rms_eps);
         let out = sc.out.get_or_insert_with(|| QuantizedRow::new(w.output.dot_type()));
         out.quantize(&sc.last);
+    }
+
+    /// Evaluate `tokens` and hand every position's logits to `each(i, logits)`, `i` counting
+    /// from the first of `tokens` (perplexity: position i predicts token i + 1). The output
+    /// head runs on a few positions at a time, so memory stays at a few vocabularies' worth.
+    /// Portable backend only.
+    pub fn forward_each(&self, s: &mut Session, tokens: &[u32], mut each: impl FnMut(usize, &[f32])) -> Result<()> {
+        let w = match &self.backend {
+            Backend::Portable(w) => w,
+            Backend::VocabOnly(_) => return Err(self.no_weights()),
+            Backend::Remote(_) => {
+                return Err(Error::InvalidOption("every position's logits need the portable backend".into()));
+            }
+        };
+        self.check_batch(s, tokens)?;
+        const HEAD_ROWS: usize = 8;
+        let (d, vocab) = (self.config.n_embd, w.output.rows);
+        let mut sc = Scratch::default();
+        let mut rows: Vec<QuantizedRow> = Vec::new();
+        let mut logits = vec![0.0f32; HEAD_ROWS * vocab];
+        let mut done = 0;
+        for chunk in tokens.chunks(UBATCH) {
+            self.forward_batch(w, s, chunk, &mut sc, false);
+            for (g, group) in sc.x.chunks(HEAD_ROWS * d).enumerate() {
+                rows.resize_with(group.len() / d, || QuantizedRow::new(w.output.dot_type()));
+                for (row, x) in rows.iter_mut().zip(group.chunks_exact(d)) {
+                    sc.last.clear();
+                    sc.last.extend_from_slice(x);
+                    rms_norm(&mut sc.last, &w.output_norm, self.config.rms_eps);
+                    row.quantize(&sc.last);
+                }
+                w.output.matmul(&rows, &mut logits);
+                for (r, l) in logits.chunks_exact(vocab).take(rows.len()).enumerate() {
+                    each(done + g * HEAD_ROWS + r, l);
+                }
+            }
+            done += chunk.len();
+        }
+        Ok(())
     }
 
     /// Logits over the whole vocabulary.
@@ -350,18 +427,15 @@ impl Model {
         let c = &self.config;
         let (n, d) = (tokens.len(), c.n_embd);
         let pos0 = s.pos();
-        let hd = c.head_dim;
         sc.resize(n, self.dims());
-        let Scratch { x, h, q, k, v, att, proj, gate, up, scores, q16, acts, .. } = sc;
         // A query group's attention weights: one per head and position it sees, up to the
         // whole reservation.
-        let group = c.n_head / c.n_head_kv;
-        scores.clear();
-        scores.reserve(group * s.reserved.max(pos0 + n));
+        sc.scores.clear();
+        sc.scores.reserve(c.n_head / c.n_head_kv * s.reserved.max(pos0 + n));
 
-        // Token embeddings (Gemma scales them by √d).
+        // Token embeddings (scaled by √d in the families that do).
         for (t, &tok) in tokens.iter().enumerate() {
-            let row = &mut x[t * d..(t + 1) * d];
+            let row = &mut sc.x[t * d..(t + 1) * d];
             w.token_embd.row(tok as usize, row);
             if c.embed_scale != 1.0 {
                 row.iter_mut().for_each(|v| *v *= c.embed_scale);
@@ -372,77 +446,8 @@ impl Model {
             // The first token whose output this layer must compute (its queries, attention,
             // feed-forward); keys and values are computed for all.
             let t0 = if last_only && l + 1 == w.layers.len() { n - 1 } else { 0 };
-            let cache = &mut s.caches[l];
-            let sliding = c.is_sliding(l);
-            let (base, freq_scale) =
-                if sliding { (c.rope_base_local, c.rope_freq_scale_local) } else { (c.rope_base, c.rope_freq_scale) };
-
-            // --- attention ---
-            h.copy_from_slice(x);
-            h.chunks_exact_mut(d).for_each(|r| rms_norm(r, &layer.attn_norm, c.rms_eps));
-            acts.set(h, d);
-            layer.wq.matmul(&acts.get(layer.wq.dot_type())[t0..], &mut q[t0 * c.q_dim()..]);
-            layer.wk.matmul(acts.get(layer.wk.dot_type()), k);
-            layer.wv.matmul(acts.get(layer.wv.dot_type()), v);
-            for t in t0..n {
-                for head in q[t * c.q_dim()..(t + 1) * c.q_dim()].chunks_exact_mut(hd) {
-                    if let Some(w) = &layer.q_norm {
-                        rms_norm(head, w, c.rms_eps);
-                    }
-                    rope(head, pos0 + t, c.n_rot, base, freq_scale, c.rope_style);
-                    head.iter_mut().for_each(|v| *v *= c.attn_scale);
-                }
-            }
-            for t in 0..n {
-                let pos = pos0 + t;
-                for head in k[t * c.kv_dim()..(t + 1) * c.kv_dim()].chunks_exact_mut(hd) {
-                    if let Some(w) = &layer.k_norm {
-                        rms_norm(head, w, c.rms_eps);
-                    }
-                    rope(head, pos, c.n_rot, base, freq_scale, c.rope_style);
-                }
-                cache.store(pos, &k[t * c.kv_dim()..(t + 1) * c.kv_dim()], &v[t * c.kv_dim()..(t + 1) * c.kv_dim()]);
-            }
-            let cache = &*cache;
-            for t in t0..n {
-                let pos = pos0 + t;
-                // A sliding-window query sees the last `window` positions, itself included.
-                let first = match (sliding, c.sliding_window) {
-                    (true, Some(w)) => (pos + 1).saturating_sub(w),
-                    _ => 0,
-                };
-                // Each KV head with the query heads that share it (grouped-query attention).
-                for kvh in 0..c.n_head_kv {
-                    let at = t * c.q_dim() + kvh * group * hd;
-                    let heads = at..at + group * hd;
-                    let kv = |i: usize| cache.get(first + i, kvh, hd);
-                    attend(&q[heads.clone()], hd, pos + 1 - first, kv, q16, scores, &mut att[heads]);
-                }
-            }
-            // From here on, the rows from `t0`.
-            let (x, h, proj) = (&mut x[t0 * d..], &mut h[t0 * d..], &mut proj[t0 * d..]);
-            let (gate, up) = (&mut gate[t0 * c.n_ff..], &mut up[t0 * c.n_ff..]);
-            acts.set(&att[t0 * c.q_dim()..], c.q_dim());
-            layer.wo.matmul(acts.get(layer.wo.dot_type()), proj);
-            if let Some(w) = &layer.post_attn_norm {
-                proj.chunks_exact_mut(d).for_each(|r| rms_norm(r, w, c.rms_eps));
-            }
-            x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
-
-            // --- feed-forward: down(act(gate(h)) * up(h)) ---
-            h.copy_from_slice(x);
-            h.chunks_exact_mut(d).for_each(|r| rms_norm(r, &layer.ffn_norm, c.rms_eps));
-            acts.set(h, d);
-            layer.w_gate.matmul(acts.get(layer.w_gate.dot_type()), gate);
-            layer.w_up.matmul(acts.get(layer.w_up.dot_type()), up);
-            let act: fn(f32) -> f32 = if c.arch == Arch::Gemma3 { gelu } else { silu };
-            gate.iter_mut().zip(up.iter()).for_each(|(g, u)| *g = act(*g) * u);
-            acts.set(gate, c.n_ff);
-            layer.w_down.matmul(acts.get(layer.w_down.dot_type()), proj);
-            if let Some(w) = &layer.post_ffn_norm {
-                proj.chunks_exact_mut(d).for_each(|r| rms_norm(r, w, c.rms_eps));
-            }
-            x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
+            block::attention(c, layer, l, w.rope_factors.as_deref(), &mut s.caches[l], pos0, t0, sc);
+            block::feed_forward(c, layer, t0, sc);
         }
         s.advance(tokens);
     }
@@ -450,50 +455,119 @@ impl Model {
 
 impl Weights {
     fn load(gguf: &Gguf, storage: Arc<Storage>, c: &Config, vocab: usize) -> Result<Weights> {
-        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Matrix> {
+        // Every tensor the forward pass reads; one it would not read is refused below.
+        let used = std::cell::RefCell::new(std::collections::HashSet::<String>::new());
+        let has = |name: &str| gguf.tensor(name).is_some();
+        let any_matrix = |name: &str| -> Result<Matrix> {
             let info = gguf.tensor(name).ok_or_else(|| Error::Corrupt(format!("missing tensor '{name}'")))?;
-            let m = Matrix::from_info(info, &storage)?;
+            used.borrow_mut().insert(name.to_string());
+            Matrix::from_info(info, &storage)
+        };
+        let check = |m: Matrix, rows: usize, cols: usize| -> Result<Matrix> {
             if m.rows != rows || m.cols != cols {
-                return Err(Error::Corrupt(format!(
-                    "tensor '{name}' is {}x{}, expected {rows}x{cols}",
-                    m.rows, m.cols
-                )));
+                return Err(Error::Corrupt(format!("tensor '{}' is {}x{}, expected {rows}x{cols}", m.name, m.rows, m.cols)));
             }
             Ok(m)
         };
-        let vector = |name: &str, len: usize| load_vector(gguf, &storage, name, len);
+        let matrix = |name: &str, rows: usize, cols: usize| check(any_matrix(name)?, rows, cols);
+        let vector = |name: &str, len: usize| {
+            used.borrow_mut().insert(name.to_string());
+            load_vector(gguf, &storage, name, len)
+        };
         let opt_vector = |name: &str, len: usize| -> Result<Option<Vec<f32>>> {
-            if gguf.tensor(name).is_some() { vector(name, len).map(Some) } else { Ok(None) }
+            if has(name) { vector(name, len).map(Some) } else { Ok(None) }
         };
 
         let token_embd = matrix("token_embd.weight", vocab, c.n_embd)?;
-        let output = if gguf.tensor("output.weight").is_some() {
-            matrix("output.weight", vocab, c.n_embd)?
-        } else {
-            token_embd.clone()
+        let output = if has("output.weight") { matrix("output.weight", vocab, c.n_embd)? } else { token_embd.clone() };
+        // RoPE frequency factors: Llama 3's `rope_freqs`, or Phi-3's LongRoPE pair, the long
+        // one when the context reaches past the original (llama.cpp decides by the context
+        // it was given; edgeslm's is the trained one).
+        let pairs = c.n_rot / 2;
+        let rope_factors = match opt_vector("rope_freqs.weight", pairs)? {
+            Some(f) => Some(f),
+            None => {
+                let (long, short) = (opt_vector("rope_factors_long.weight", pairs)?, opt_vector("rope_factors_short.weight", pairs)?);
+                if c.n_ctx_train > c.n_ctx_orig { long.or(short) } else { short.or(long) }
+            }
         };
+        if let Some(f) = &rope_factors {
+            if let Some(bad) = f.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                return Err(Error::Corrupt(format!("RoPE frequency factor {bad} is not a positive number")));
+            }
+        }
+
         let mut layers = Vec::with_capacity(c.n_layer);
         for l in 0..c.n_layer {
             let p = |s: &str| format!("blk.{l}.{s}.weight");
-            let gemma = c.arch == Arch::Gemma3;
+            let bias = |s: &str, len: usize| opt_vector(&format!("blk.{l}.{s}.bias"), len);
+            // The table says which of a layer's norms the family has, and which it requires.
+            let qk_norm = |name: &str| match c.arch.qk_norm {
+                Presence::Required => vector(&p(name), c.head_dim).map(Some),
+                Presence::Optional => opt_vector(&p(name), c.head_dim),
+            };
+            let post_norm = |name: &str| if c.arch.post_norms { vector(&p(name), c.n_embd).map(Some) } else { Ok(None) };
+            // Q, K and V: three tensors, or one fused `attn_qkv` whose rows are Q, K, V.
+            let (q, kv) = (c.q_dim(), c.kv_dim());
+            let (wq, wk, wv, bq, bk, bv) = if has(&p("attn_qkv")) {
+                let qkv = matrix(&p("attn_qkv"), q + 2 * kv, c.n_embd)?;
+                let b = bias("attn_qkv", q + 2 * kv)?;
+                let part = |b: &Option<Vec<f32>>, r: std::ops::Range<usize>| b.as_ref().map(|b| b[r].to_vec());
+                (
+                    qkv.split_rows(0..q, &p("attn_qkv[q]"))?,
+                    qkv.split_rows(q..q + kv, &p("attn_qkv[k]"))?,
+                    qkv.split_rows(q + kv..q + 2 * kv, &p("attn_qkv[v]"))?,
+                    part(&b, 0..q),
+                    part(&b, q..q + kv),
+                    part(&b, q + kv..q + 2 * kv),
+                )
+            } else {
+                (
+                    matrix(&p("attn_q"), q, c.n_embd)?,
+                    matrix(&p("attn_k"), kv, c.n_embd)?,
+                    matrix(&p("attn_v"), kv, c.n_embd)?,
+                    bias("attn_q", q)?,
+                    bias("attn_k", kv)?,
+                    bias("attn_v", kv)?,
+                )
+            };
+            // Gate and up: two tensors, or one `ffn_up` of twice the rows, the gate first.
+            let (w_gate, w_up) = if has(&p("ffn_gate")) {
+                (matrix(&p("ffn_gate"), c.n_ff, c.n_embd)?, matrix(&p("ffn_up"), c.n_ff, c.n_embd)?)
+            } else {
+                let fused = matrix(&p("ffn_up"), 2 * c.n_ff, c.n_embd)?;
+                (fused.split_rows(0..c.n_ff, &p("ffn_up[gate]"))?, fused.split_rows(c.n_ff..2 * c.n_ff, &p("ffn_up[up]"))?)
+            };
             let layer = Layer {
                 attn_norm: vector(&p("attn_norm"), c.n_embd)?,
-                wq: matrix(&p("attn_q"), c.q_dim(), c.n_embd)?,
-                wk: matrix(&p("attn_k"), c.kv_dim(), c.n_embd)?,
-                wv: matrix(&p("attn_v"), c.kv_dim(), c.n_embd)?,
-                wo: matrix(&p("attn_output"), c.n_embd, c.q_dim())?,
-                q_norm: if gemma { Some(vector(&p("attn_q_norm"), c.head_dim)?) } else { opt_vector(&p("attn_q_norm"), c.head_dim)? },
-                k_norm: if gemma { Some(vector(&p("attn_k_norm"), c.head_dim)?) } else { opt_vector(&p("attn_k_norm"), c.head_dim)? },
-                post_attn_norm: if gemma { Some(vector(&p("post_attention_norm"), c.n_embd)?) } else { None },
+                wq,
+                wk,
+                wv,
+                bq,
+                bk,
+                bv,
+                wo: matrix(&p("attn_output"), c.n_embd, q)?,
+                bo: bias("attn_output", c.n_embd)?,
+                q_norm: qk_norm("attn_q_norm")?,
+                k_norm: qk_norm("attn_k_norm")?,
+                post_attn_norm: post_norm("post_attention_norm")?,
                 ffn_norm: vector(&p("ffn_norm"), c.n_embd)?,
-                w_gate: matrix(&p("ffn_gate"), c.n_ff, c.n_embd)?,
-                w_up: matrix(&p("ffn_up"), c.n_ff, c.n_embd)?,
+                w_gate,
+                w_up,
                 w_down: matrix(&p("ffn_down"), c.n_embd, c.n_ff)?,
-                post_ffn_norm: if gemma { Some(vector(&p("post_ffw_norm"), c.n_embd)?) } else { None },
+                post_ffn_norm: post_norm("post_ffw_norm")?,
             };
             layers.push(layer);
         }
         let output_norm = vector("output_norm.weight", c.n_embd)?;
-        Ok(Weights { token_embd, layers, output_norm, output, storage, scratch: Mutex::default() })
+        // A tensor of the text model that nothing reads would be silently wrong output (a
+        // bias or norm of a variant not implemented): refused. Other modalities' tensors
+        // (a vision tower in the same file) are not the text model's and are left alone.
+        let used = used.into_inner();
+        let text_model = |n: &str| ["blk.", "token_embd.", "output", "rope_"].iter().any(|p| n.starts_with(p));
+        if let Some(t) = gguf.tensors.iter().find(|t| text_model(&t.name) && !used.contains(&t.name)) {
+            return Err(Error::UnsupportedArchitecture(format!("{} with tensor '{}', which this engine does not implement", c.arch.name, t.name)));
+        }
+        Ok(Weights { token_embd, layers, output_norm, output, rope_factors, storage, scratch: Mutex::default() })
     }
 }

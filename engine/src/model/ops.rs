@@ -1,7 +1,7 @@
 //! The element-wise and per-head operations of a transformer block, as ggml computes them.
 //! Transcendentals come from the pure-Rust `libm`, so native and wasm builds agree bit for bit.
 
-use super::config::RopeStyle;
+use super::arch::RopeStyle;
 use crate::quant::f16::{f16_to_f32, f32_to_f16, round_f16};
 
 /// RMS normalisation with a learned scale: y = x / √(mean(x²) + ε) · w.
@@ -15,14 +15,38 @@ pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
-/// Rotary position embedding of one head in place, for position `pos`.
-pub fn rope(x: &mut [f32], pos: usize, n_rot: usize, base: f32, freq_scale: f32, style: RopeStyle) {
-    let theta_scale = libm::powf(base, -2.0 / n_rot as f32);
+/// How one layer rotates its heads: ggml's `rope_ext` without YaRN's ramp.
+#[derive(Clone, Copy)]
+pub struct Rope<'a> {
+    /// The leading dimensions of a head that rotate; the rest pass through.
+    pub n_rot: usize,
+    pub base: f32,
+    /// Positions are multiplied by this (linear scaling: 1/factor).
+    pub freq_scale: f32,
+    pub style: RopeStyle,
+    /// Per-pair divisors of the angle (Llama 3's `rope_freqs`, Phi-3's LongRoPE factors).
+    pub factors: Option<&'a [f32]>,
+    /// Multiplies cos and sin (LongRoPE's attention factor).
+    pub attn_factor: f32,
+}
+
+/// Rotary position embedding of one head in place, for position `pos`. The angles are
+/// built by repeated multiplication, as ggml builds them (same bits).
+pub fn rope(x: &mut [f32], pos: usize, r: &Rope) {
+    let n_rot = r.n_rot;
+    let theta_scale = libm::powf(r.base, -2.0 / n_rot as f32);
     let mut theta = pos as f32;
     for i in 0..n_rot / 2 {
-        let angle = theta * freq_scale;
-        let (sin, cos) = (libm::sinf(angle), libm::cosf(angle));
-        let (a, b) = match style {
+        let angle = match r.factors {
+            Some(f) => theta / f[i] * r.freq_scale,
+            None => theta * r.freq_scale,
+        };
+        let (mut sin, mut cos) = (libm::sinf(angle), libm::cosf(angle));
+        if r.attn_factor != 1.0 {
+            sin *= r.attn_factor;
+            cos *= r.attn_factor;
+        }
+        let (a, b) = match r.style {
             RopeStyle::Adjacent => (2 * i, 2 * i + 1),
             RopeStyle::Neox => (i, i + n_rot / 2),
         };
@@ -30,6 +54,13 @@ pub fn rope(x: &mut [f32], pos: usize, n_rot: usize, base: f32, freq_scale: f32,
         x[a] = x0 * cos - x1 * sin;
         x[b] = x0 * sin + x1 * cos;
         theta *= theta_scale;
+    }
+}
+
+/// `rows` (each `bias.len()` wide) plus `bias`.
+pub fn add_bias(rows: &mut [f32], bias: &[f32]) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
     }
 }
 
@@ -80,18 +111,21 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 /// The query heads that share one KV head (grouped-query attention) attending over its
-/// cached keys/values (already in f16 precision): out = softmax(q·Kᵀ) · V for each head.
+/// cached keys/values (already in f16 precision): out = softmax(scale · q·Kᵀ) · V for each
+/// head (`scale` 1 where the queries are scaled already).
 /// Like llama.cpp with an f16 KV cache, the queries and the attention weights are rounded
 /// to f16 before their products.
 ///
 /// `qs` and `out` hold the group's heads one after another, `head_dim` values each; `kv(i)`
 /// is the i-th of `n` cached (key, value) pairs, read once for the whole group. `q16` and
 /// `scores` are buffers kept by the caller, so a decode step allocates nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn attend<'a>(
     qs: &[f32],
     head_dim: usize,
     n: usize,
     kv: impl Fn(usize) -> (&'a [f32], &'a [f32]),
+    scale: f32,
     q16: &mut Vec<f32>,
     scores: &mut Vec<f32>,
     out: &mut [f32],
@@ -104,7 +138,7 @@ pub fn attend<'a>(
     for i in 0..n {
         let k = kv(i).0;
         for (h, q) in q16.chunks_exact(head_dim).enumerate() {
-            scores[h * n + i] = dot(q, k);
+            scores[h * n + i] = dot(q, k) * scale;
         }
     }
     scores.chunks_exact_mut(n).for_each(softmax);
@@ -145,12 +179,18 @@ mod tests {
     fn rope_rotates_pairs_and_keeps_norm() {
         let mut x: Vec<f32> = (0..8).map(|i| i as f32 + 1.0).collect();
         let n0: f32 = x.iter().map(|v| v * v).sum();
-        rope(&mut x, 7, 8, 10000.0, 1.0, RopeStyle::Neox);
+        let r = |n_rot, style| Rope { n_rot, base: 10000.0, freq_scale: 1.0, style, factors: None, attn_factor: 1.0 };
+        rope(&mut x, 7, &r(8, RopeStyle::Neox));
         let n1: f32 = x.iter().map(|v| v * v).sum();
         assert!((n0 - n1).abs() < 1e-3);
         let mut y = vec![1.0, 0.0];
-        rope(&mut y, 1, 2, 10000.0, 1.0, RopeStyle::Adjacent);
+        rope(&mut y, 1, &r(2, RopeStyle::Adjacent));
         assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+        // A factor f divides the angle; the attention factor scales the result.
+        let mut z = vec![1.0, 0.0, 5.0];
+        rope(&mut z, 3, &Rope { factors: Some(&[2.0]), attn_factor: 0.5, ..r(2, RopeStyle::Adjacent) });
+        assert!((z[0] - 0.5 * 1.5f32.cos()).abs() < 1e-6 && (z[1] - 0.5 * 1.5f32.sin()).abs() < 1e-6);
+        assert_eq!(z[2], 5.0, "dimensions past n_rot pass through");
     }
     #[test]
     fn gelu_table_is_the_rounded_formula() {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use super::f16::read_f16;
 use super::scalar::scale_min_k4;
-use super::{GgmlType, QuantizedRow, QK, QK_K};
+use super::{block, GgmlType, QuantizedRow, QK, QK_K};
 
 pub fn available() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
@@ -106,13 +106,13 @@ unsafe fn bits_to_bytes(bits: u32) -> __m256i {
 unsafe fn dot_q8_0(w: &[u8], a: &QuantizedRow) -> f32 {
     let blocks = w.as_ptr();
     sum_blocks(
-        w.len() / 34,
+        w.len() / block::Q8_0,
         |i| {
-            let x = _mm256_loadu_si256(blocks.add(i * 34 + 2) as *const __m256i);
+            let x = _mm256_loadu_si256(blocks.add(i * block::Q8_0 + 2) as *const __m256i);
             let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
             dot_i8(x, y)
         },
-        |i| read_f16(w, i * 34) * a.d[i],
+        |i| read_f16(w, i * block::Q8_0) * a.d[i],
     )
 }
 
@@ -120,20 +120,20 @@ unsafe fn dot_q8_0(w: &[u8], a: &QuantizedRow) -> f32 {
 unsafe fn dot_q4_0(w: &[u8], a: &QuantizedRow) -> f32 {
     let blocks = w.as_ptr();
     sum_blocks(
-        w.len() / 18,
+        w.len() / block::Q4_0,
         |i| {
-            let x = _mm256_sub_epi8(unpack_nibbles(blocks.add(i * 18 + 2)), _mm256_set1_epi8(8));
+            let x = _mm256_sub_epi8(unpack_nibbles(blocks.add(i * block::Q4_0 + 2)), _mm256_set1_epi8(8));
             let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
             dot_i8(x, y)
         },
-        |i| read_f16(w, i * 18) * a.d[i],
+        |i| read_f16(w, i * block::Q4_0) * a.d[i],
     )
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(20).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q4_1).enumerate() {
         let x = unpack_nibbles(blk.as_ptr().add(4));
         let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
         sum += hsum_i32(dot_u8_i8(x, y)) as f32 * (read_f16(blk, 0) * a.d[i]) + read_f16(blk, 2) * a.s[i];
@@ -145,16 +145,16 @@ unsafe fn dot_q4_1(w: &[u8], a: &QuantizedRow) -> f32 {
 unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
     let blocks = w.as_ptr();
     sum_blocks(
-        w.len() / 22,
+        w.len() / block::Q5_0,
         |i| {
-            let blk = blocks.add(i * 22);
+            let blk = blocks.add(i * block::Q5_0);
             let qh = u32::from_le_bytes([*blk.add(2), *blk.add(3), *blk.add(4), *blk.add(5)]);
             let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
             let x = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(blk.add(6)), hi), _mm256_set1_epi8(16));
             let y = _mm256_loadu_si256(a.qs.as_ptr().add(i * QK) as *const __m256i);
             dot_i8(x, y)
         },
-        |i| read_f16(w, i * 22) * a.d[i],
+        |i| read_f16(w, i * block::Q5_0) * a.d[i],
     )
 }
 
@@ -162,7 +162,7 @@ unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
 unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
     let m4 = _mm256_set1_epi8(0x0f);
-    for (i, blk) in w.chunks_exact(144).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
         let scales = &blk[4..16];
         let q8 = a.qs.as_ptr().add(i * QK_K);
         let bsums = &a.bsums[i * 16..i * 16 + 16];
@@ -209,7 +209,7 @@ unsafe fn q6_quads(blk: *const u8, half: usize) -> [__m256i; 4] {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(210).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q6_K).enumerate() {
         let q8 = a.qs.as_ptr().add(i * QK_K);
         let bsums = &a.bsums[i * 16..i * 16 + 16];
         let sc = &blk[192..208];
@@ -306,22 +306,22 @@ unsafe fn dot_x4_q32<const BB: usize, const SIGNED: bool, const MIN: bool>(
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_x4_q8_0(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
-    dot_x4_q32::<34, true, false>(w, a, |p| _mm256_loadu_si256(p.add(2) as *const __m256i))
+    dot_x4_q32::<{ block::Q8_0 }, true, false>(w, a, |p| _mm256_loadu_si256(p.add(2) as *const __m256i))
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_x4_q4_0(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
-    dot_x4_q32::<18, true, false>(w, a, |p| _mm256_sub_epi8(unpack_nibbles(p.add(2)), _mm256_set1_epi8(8)))
+    dot_x4_q32::<{ block::Q4_0 }, true, false>(w, a, |p| _mm256_sub_epi8(unpack_nibbles(p.add(2)), _mm256_set1_epi8(8)))
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_x4_q4_1(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
-    dot_x4_q32::<20, false, true>(w, a, |p| unpack_nibbles(p.add(4)))
+    dot_x4_q32::<{ block::Q4_1 }, false, true>(w, a, |p| unpack_nibbles(p.add(4)))
 }
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_x4_q5_0(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
-    dot_x4_q32::<22, true, false>(w, a, |p| {
+    dot_x4_q32::<{ block::Q5_0 }, true, false>(w, a, |p| {
         let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
         let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
         _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(p.add(6)), hi), _mm256_set1_epi8(16))
@@ -332,7 +332,7 @@ unsafe fn dot_x4_q5_0(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
 unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = _mm_setzero_ps();
     let m4 = _mm256_set1_epi8(0x0f);
-    for (i, blk) in w.chunks_exact(144).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
         let scales = &blk[4..16];
         let mut sumi = [_mm256_setzero_si256(); 4];
         let mut summ = [0i32; 4];
@@ -366,7 +366,7 @@ unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = _mm_setzero_ps();
-    for (i, blk) in w.chunks_exact(210).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q6_K).enumerate() {
         let sc = &blk[192..208];
         let mut sumi = [_mm256_setzero_si256(); 4];
         let mut offset = [0i32; 4];

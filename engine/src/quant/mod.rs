@@ -32,6 +32,27 @@ pub enum GgmlType {
 pub const QK: usize = 32;
 pub const QK_K: usize = 256;
 
+/// Block layouts: bytes per block of each quantized type, as ggml lays them out. Scales are
+/// f16 (2 bytes); `QK` or `QK_K` values per block.
+pub mod block {
+    /// d, then 32 4-bit values (16 bytes): v = d · (q − 8).
+    pub const Q4_0: usize = 2 + 16;
+    /// d, m, then 32 4-bit values: v = d · q + m.
+    pub const Q4_1: usize = 2 + 2 + 16;
+    /// d, 32 high bits (4 bytes), 32 low nibbles: v = d · (q − 16).
+    pub const Q5_0: usize = 2 + 4 + 16;
+    /// d, m, 32 high bits, 32 low nibbles: v = d · q + m.
+    pub const Q5_1: usize = 2 + 2 + 4 + 16;
+    /// d, then 32 signed bytes.
+    pub const Q8_0: usize = 2 + 32;
+    /// d, dmin, 8 six-bit (scale, min) pairs packed in 12 bytes, 256 nibbles.
+    pub const Q4_K: usize = 2 + 2 + 12 + 128;
+    /// Q4_K's layout with 256 high bits (32 bytes) before the nibbles.
+    pub const Q5_K: usize = 2 + 2 + 12 + 32 + 128;
+    /// 256 low nibbles (128 bytes), 256 two-bit highs (64), 16 signed scales, d last.
+    pub const Q6_K: usize = 128 + 64 + 16 + 2;
+}
+
 impl GgmlType {
     pub const ALL: [GgmlType; 11] = [
         GgmlType::F32,
@@ -140,14 +161,14 @@ impl GgmlType {
         match self {
             GgmlType::F32 => 4,
             GgmlType::F16 | GgmlType::BF16 => 2,
-            GgmlType::Q4_0 => 18,
-            GgmlType::Q4_1 => 20,
-            GgmlType::Q5_0 => 22,
-            GgmlType::Q5_1 => 24,
-            GgmlType::Q8_0 => 34,
-            GgmlType::Q4K => 144,
-            GgmlType::Q5K => 176,
-            GgmlType::Q6K => 210,
+            GgmlType::Q4_0 => block::Q4_0,
+            GgmlType::Q4_1 => block::Q4_1,
+            GgmlType::Q5_0 => block::Q5_0,
+            GgmlType::Q5_1 => block::Q5_1,
+            GgmlType::Q8_0 => block::Q8_0,
+            GgmlType::Q4K => block::Q4_K,
+            GgmlType::Q5K => block::Q5_K,
+            GgmlType::Q6K => block::Q6_K,
         }
     }
 

@@ -4,7 +4,7 @@
 //! native and wasm hosts agree to the last bit.
 
 use super::f16::{bf16_to_f32, f16_to_f32, read_f16};
-use super::{GgmlType, QuantizedRow, QK, QK_K};
+use super::{block, GgmlType, QuantizedRow, QK, QK_K};
 
 /// Q4_K / Q5_K pack eight 6-bit (scale, min) pairs into 12 bytes.
 #[inline]
@@ -35,7 +35,7 @@ pub fn dequantize_row(ty: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q4_0 => {
-            for (blk, y) in b.chunks_exact(18).zip(y.chunks_exact_mut(QK)) {
+            for (blk, y) in b.chunks_exact(block::Q4_0).zip(y.chunks_exact_mut(QK)) {
                 let d = read_f16(blk, 0);
                 for j in 0..16 {
                     y[j] = ((blk[2 + j] & 0xf) as i32 - 8) as f32 * d;
@@ -44,7 +44,7 @@ pub fn dequantize_row(ty: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q4_1 => {
-            for (blk, y) in b.chunks_exact(20).zip(y.chunks_exact_mut(QK)) {
+            for (blk, y) in b.chunks_exact(block::Q4_1).zip(y.chunks_exact_mut(QK)) {
                 let (d, m) = (read_f16(blk, 0), read_f16(blk, 2));
                 for j in 0..16 {
                     y[j] = (blk[4 + j] & 0xf) as f32 * d + m;
@@ -53,7 +53,7 @@ pub fn dequantize_row(ty: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q5_0 => {
-            for (blk, y) in b.chunks_exact(22).zip(y.chunks_exact_mut(QK)) {
+            for (blk, y) in b.chunks_exact(block::Q5_0).zip(y.chunks_exact_mut(QK)) {
                 let d = read_f16(blk, 0);
                 let qh = u32::from_le_bytes(blk[2..6].try_into().unwrap());
                 for j in 0..16 {
@@ -64,7 +64,7 @@ pub fn dequantize_row(ty: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q5_1 => {
-            for (blk, y) in b.chunks_exact(24).zip(y.chunks_exact_mut(QK)) {
+            for (blk, y) in b.chunks_exact(block::Q5_1).zip(y.chunks_exact_mut(QK)) {
                 let (d, m) = (read_f16(blk, 0), read_f16(blk, 2));
                 let qh = u32::from_le_bytes(blk[4..8].try_into().unwrap());
                 for j in 0..16 {
@@ -75,7 +75,7 @@ pub fn dequantize_row(ty: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q8_0 => {
-            for (blk, y) in b.chunks_exact(34).zip(y.chunks_exact_mut(QK)) {
+            for (blk, y) in b.chunks_exact(block::Q8_0).zip(y.chunks_exact_mut(QK)) {
                 let d = read_f16(blk, 0);
                 for j in 0..QK {
                     y[j] = blk[2 + j] as i8 as f32 * d;
@@ -83,7 +83,7 @@ pub fn dequantize_row(ty: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q4K => {
-            for (blk, y) in b.chunks_exact(144).zip(y.chunks_exact_mut(QK_K)) {
+            for (blk, y) in b.chunks_exact(block::Q4_K).zip(y.chunks_exact_mut(QK_K)) {
                 let (d, dmin) = (read_f16(blk, 0), read_f16(blk, 2));
                 let (scales, qs) = (&blk[4..16], &blk[16..144]);
                 for c in 0..4 {
@@ -100,7 +100,7 @@ pub fn dequantize_row(ty: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q5K => {
-            for (blk, y) in b.chunks_exact(176).zip(y.chunks_exact_mut(QK_K)) {
+            for (blk, y) in b.chunks_exact(block::Q5_K).zip(y.chunks_exact_mut(QK_K)) {
                 let (d, dmin) = (read_f16(blk, 0), read_f16(blk, 2));
                 let (scales, qh, qs) = (&blk[4..16], &blk[16..48], &blk[48..176]);
                 for c in 0..4 {
@@ -119,7 +119,7 @@ pub fn dequantize_row(ty: GgmlType, b: &[u8], y: &mut [f32]) {
             }
         }
         GgmlType::Q6K => {
-            for (blk, y) in b.chunks_exact(210).zip(y.chunks_exact_mut(QK_K)) {
+            for (blk, y) in b.chunks_exact(block::Q6_K).zip(y.chunks_exact_mut(QK_K)) {
                 let d = read_f16(blk, 208);
                 for half in 0..2 {
                     let ql = &blk[half * 64..half * 64 + 64];
@@ -169,7 +169,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
             .sum(),
         GgmlType::Q4_0 => {
             let mut sum = 0.0;
-            for (i, blk) in w.chunks_exact(18).enumerate() {
+            for (i, blk) in w.chunks_exact(block::Q4_0).enumerate() {
                 let q8 = &a.qs[i * QK..];
                 let mut sumi = 0i32;
                 for j in 0..16 {
@@ -182,7 +182,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
         }
         GgmlType::Q4_1 => {
             let mut sum = 0.0;
-            for (i, blk) in w.chunks_exact(20).enumerate() {
+            for (i, blk) in w.chunks_exact(block::Q4_1).enumerate() {
                 let q8 = &a.qs[i * QK..];
                 let mut sumi = 0i32;
                 for j in 0..16 {
@@ -195,7 +195,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
         }
         GgmlType::Q5_0 => {
             let mut sum = 0.0;
-            for (i, blk) in w.chunks_exact(22).enumerate() {
+            for (i, blk) in w.chunks_exact(block::Q5_0).enumerate() {
                 let q8 = &a.qs[i * QK..];
                 let qh = u32::from_le_bytes(blk[2..6].try_into().unwrap());
                 let mut sumi = 0i32;
@@ -209,7 +209,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
         }
         GgmlType::Q5_1 => {
             let mut sum = 0.0;
-            for (i, blk) in w.chunks_exact(24).enumerate() {
+            for (i, blk) in w.chunks_exact(block::Q5_1).enumerate() {
                 let q8 = &a.qs[i * QK..];
                 let qh = u32::from_le_bytes(blk[4..8].try_into().unwrap());
                 let mut sumi = 0i32;
@@ -223,7 +223,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
         }
         GgmlType::Q8_0 => {
             let mut sum = 0.0;
-            for (i, blk) in w.chunks_exact(34).enumerate() {
+            for (i, blk) in w.chunks_exact(block::Q8_0).enumerate() {
                 let q8 = &a.qs[i * QK..];
                 let sumi: i32 = (0..QK).map(|j| blk[2 + j] as i8 as i32 * q8[j] as i32).sum();
                 sum += sumi as f32 * (read_f16(blk, 0) * a.d[i]);
@@ -262,7 +262,7 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> f32 {
         }
         GgmlType::Q6K => {
             let mut sum = 0.0;
-            for (i, blk) in w.chunks_exact(210).enumerate() {
+            for (i, blk) in w.chunks_exact(block::Q6_K).enumerate() {
                 let q8 = &a.qs[i * QK_K..];
                 let mut sumi = 0i32;
                 for half in 0..2 {

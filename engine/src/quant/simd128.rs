@@ -16,7 +16,7 @@ use core::arch::wasm32::*;
 
 use super::f16::{f16_table, read_f16};
 use super::scalar::scale_min_k4;
-use super::{GgmlType, QuantizedRow, QK, QK_K};
+use super::{block, GgmlType, QuantizedRow, QK, QK_K};
 
 /// `None` where there is no SIMD128 kernel for the type (the scalar one runs instead).
 #[inline]
@@ -28,13 +28,13 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
     // a block of `a.qs16` (as long as `a.qs`, checked above).
     unsafe {
         Some(match ty {
-            GgmlType::Q8_0 => dot_q32::<34, false>(w, a, |p| unpack_q8_0(p)),
-            GgmlType::Q4_0 => dot_q32::<18, false>(w, a, |p| unpack_q4_0(p)),
-            GgmlType::Q4_1 => dot_q32::<20, true>(w, a, |p| unpack_q4_1(p)),
+            GgmlType::Q8_0 => dot_q32::<{ block::Q8_0 }, false>(w, a, |p| unpack_q8_0(p)),
+            GgmlType::Q4_0 => dot_q32::<{ block::Q4_0 }, false>(w, a, |p| unpack_q4_0(p)),
+            GgmlType::Q4_1 => dot_q32::<{ block::Q4_1 }, true>(w, a, |p| unpack_q4_1(p)),
             #[cfg(feature = "relaxed-simd")]
             GgmlType::Q5_0 => relaxed::dot_q5_0(w, a),
             #[cfg(not(feature = "relaxed-simd"))]
-            GgmlType::Q5_0 => dot_q32::<22, false>(w, a, |p| unpack_q5_0(p)),
+            GgmlType::Q5_0 => dot_q32::<{ block::Q5_0 }, false>(w, a, |p| unpack_q5_0(p)),
             #[cfg(feature = "relaxed-simd")]
             GgmlType::Q4K => relaxed::dot_q4_k(w, a),
             #[cfg(not(feature = "relaxed-simd"))]
@@ -186,7 +186,7 @@ unsafe fn dot_q32<const BB: usize, const MIN: bool>(
 #[cfg_attr(feature = "relaxed-simd", allow(dead_code))] // replaced by `relaxed`
 unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(144).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
         let scales = &blk[4..16];
         // Raw bytes, widened here: measured no slower than `qs16` for this type.
         let q8 = a.qs.as_ptr().add(i * QK_K);
@@ -232,7 +232,7 @@ unsafe fn q6_k_quads(blk: &[u8], half: usize, o: usize) -> [v128; 4] {
 unsafe fn dot_q6_k(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
     let c32 = i8x16_splat(32);
-    for (i, blk) in w.chunks_exact(210).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q6_K).enumerate() {
         let q8 = a.qs16.as_ptr().add(i * QK_K);
         let sc = &blk[192..208];
         let mut sumi = i32x4_splat(0);
@@ -265,10 +265,10 @@ pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> Option<[f32
     // SAFETY: as for `vec_dot`; all four rows have the weight row's length.
     unsafe {
         Some(match ty {
-            GgmlType::Q8_0 => dot_xn_q32::<34, false, 4>(w, a, |p| unpack_q8_0(p)),
-            GgmlType::Q4_0 => dot_xn_q32::<18, false, 4>(w, a, |p| unpack_q4_0(p)),
-            GgmlType::Q4_1 => dot_xn_q32::<20, true, 4>(w, a, |p| unpack_q4_1(p)),
-            GgmlType::Q5_0 => dot_xn_q32::<22, false, 4>(w, a, |p| unpack_q5_0(p)),
+            GgmlType::Q8_0 => dot_xn_q32::<{ block::Q8_0 }, false, 4>(w, a, |p| unpack_q8_0(p)),
+            GgmlType::Q4_0 => dot_xn_q32::<{ block::Q4_0 }, false, 4>(w, a, |p| unpack_q4_0(p)),
+            GgmlType::Q4_1 => dot_xn_q32::<{ block::Q4_1 }, true, 4>(w, a, |p| unpack_q4_1(p)),
+            GgmlType::Q5_0 => dot_xn_q32::<{ block::Q5_0 }, false, 4>(w, a, |p| unpack_q5_0(p)),
             #[cfg(feature = "relaxed-simd")]
             GgmlType::Q4K => relaxed::dot_x4_q4_k(w, a),
             #[cfg(not(feature = "relaxed-simd"))]
@@ -289,9 +289,9 @@ pub fn vec_dot_x8(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 8]) -> Option<[f32
     // SAFETY: as for `vec_dot_x4`.
     unsafe {
         Some(match ty {
-            GgmlType::Q8_0 => dot_xn_q32::<34, false, 8>(w, a, |p| unpack_q8_0(p)),
-            GgmlType::Q4_0 => dot_xn_q32::<18, false, 8>(w, a, |p| unpack_q4_0(p)),
-            GgmlType::Q5_0 => dot_xn_q32::<22, false, 8>(w, a, |p| unpack_q5_0(p)),
+            GgmlType::Q8_0 => dot_xn_q32::<{ block::Q8_0 }, false, 8>(w, a, |p| unpack_q8_0(p)),
+            GgmlType::Q4_0 => dot_xn_q32::<{ block::Q4_0 }, false, 8>(w, a, |p| unpack_q4_0(p)),
+            GgmlType::Q5_0 => dot_xn_q32::<{ block::Q5_0 }, false, 8>(w, a, |p| unpack_q5_0(p)),
             // Q4_1 (its nibbles are cheap to unpack, its min term is per token), Q4_K and
             // Q6_K (eight tokens' sums no longer fit the registers beside the widened
             // weights): measured no faster.
@@ -423,7 +423,7 @@ unsafe fn finish_x4_q4_k(blk: &[u8], a: &[&QuantizedRow; 4], i: usize, sumi: &[v
 #[cfg_attr(feature = "relaxed-simd", allow(dead_code))] // replaced by `relaxed`
 unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = f32x4_splat(0.0);
-    for (i, blk) in w.chunks_exact(144).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
         let scales = &blk[4..16];
         let mut sumi = [i32x4_splat(0); 4];
         for c in 0..4 {
@@ -455,7 +455,7 @@ unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let m4 = u8x16_splat(0x0f);
     let m3 = u8x16_splat(0x03);
     let c32 = i8x16_splat(32);
-    for (i, blk) in w.chunks_exact(210).enumerate() {
+    for (i, blk) in w.chunks_exact(block::Q6_K).enumerate() {
         let sc = &blk[192..208];
         let mut sumi = [i32x4_splat(0); 4];
         for half in 0..2 {
@@ -524,20 +524,20 @@ mod relaxed {
     /// Q5_0, one token: four blocks per step, finished as `dot_q32` finishes them.
     #[target_feature(enable = "relaxed-simd")]
     pub unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
-        let nb = w.len() / 22;
+        let nb = w.len() / block::Q5_0;
         let (wp, y) = (w.as_ptr(), a.qs.as_ptr());
-        let block = |i: usize| {
-            let (x0, x1) = codes_q5_0(wp.add(i * 22));
+        let dot_block = |i: usize| {
+            let (x0, x1) = codes_q5_0(wp.add(i * block::Q5_0));
             dot32(x0, x1, y.add(i * QK))
         };
         let table = f16_table();
         let mut sum = 0.0f32;
         let mut i = 0;
         while i + 4 <= nb {
-            let qy = hsum4(block(i), block(i + 1), block(i + 2), block(i + 3));
+            let qy = hsum4(dot_block(i), dot_block(i + 1), dot_block(i + 2), dot_block(i + 3));
             let s = f32x4_convert_i32x4(i32x4_sub(qy, i32x4_shl(v128_load(a.isum.as_ptr().add(i) as *const v128), 4)));
-            let p = wp.add(i * 22);
-            let dw = f32x4(f16_at(table, p), f16_at(table, p.add(22)), f16_at(table, p.add(44)), f16_at(table, p.add(66)));
+            let p = wp.add(i * block::Q5_0);
+            let dw = f32x4(f16_at(table, p), f16_at(table, p.add(block::Q5_0)), f16_at(table, p.add(2 * block::Q5_0)), f16_at(table, p.add(3 * block::Q5_0)));
             let t = f32x4_mul(s, f32x4_mul(dw, v128_load(a.d.as_ptr().add(i) as *const v128)));
             for v in lanes(t) {
                 sum += v;
@@ -545,8 +545,8 @@ mod relaxed {
             i += 4;
         }
         for i in i..nb {
-            let s = hsum_i32(block(i)) - 16 * a.isum[i];
-            sum += s as f32 * (f16_at(table, wp.add(i * 22)) * a.d[i]);
+            let s = hsum_i32(dot_block(i)) - 16 * a.isum[i];
+            sum += s as f32 * (f16_at(table, wp.add(i * block::Q5_0)) * a.d[i]);
         }
         sum
     }
@@ -555,7 +555,7 @@ mod relaxed {
     #[target_feature(enable = "relaxed-simd")]
     pub unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
         let mut sum = 0.0f32;
-        for (i, blk) in w.chunks_exact(144).enumerate() {
+        for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
             let scales = &blk[4..16];
             let q8 = a.qs.as_ptr().add(i * QK_K);
             let mut sumi = i32x4_splat(0);
@@ -600,7 +600,7 @@ mod relaxed {
     #[target_feature(enable = "relaxed-simd")]
     pub unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
         let mut sum = f32x4_splat(0.0);
-        for (i, blk) in w.chunks_exact(144).enumerate() {
+        for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
             let scales = &blk[4..16];
             let mut sumi = [i32x4_splat(0); 4];
             for c in 0..4 {
@@ -627,7 +627,7 @@ mod relaxed {
     #[target_feature(enable = "relaxed-simd")]
     pub unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
         let mut sum = f32x4_splat(0.0);
-        for (i, blk) in w.chunks_exact(210).enumerate() {
+        for (i, blk) in w.chunks_exact(block::Q6_K).enumerate() {
             let sc = &blk[192..208];
             let mut sumi = [i32x4_splat(0); 4];
             let offset: [i32; 4] = core::array::from_fn(|t| scaled_bsums(sc.as_ptr(), a[t].bsums[i * 16..i * 16 + 16].as_ptr()));

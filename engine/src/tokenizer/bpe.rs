@@ -61,6 +61,10 @@ impl Bpe {
         Ok(Bpe { ranks, pre: PreTokenizer::from_name(pre)? })
     }
 
+    pub fn pre_tokenizer(&self) -> PreTokenizer {
+        self.pre
+    }
+
     fn rank(&self, key: &mut String, left: &str, right: &str) -> Option<u32> {
         key.clear();
         key.push_str(left);
@@ -74,6 +78,12 @@ impl Bpe {
         let key = RefCell::new(String::new());
         for word in self.pre.split(text) {
             let word: String = word.bytes().map(|b| table[b as usize]).collect();
+            if self.pre.ignores_merges() {
+                if let Some(id) = tok.token_id(&word) {
+                    out.push(id);
+                    continue;
+                }
+            }
             // Lowest merge rank first.
             let pieces = merge(&word, |l, r, _| {
                 let mut key = key.borrow_mut();

@@ -62,6 +62,10 @@ pub struct Tokenizer {
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub add_bos: bool,
+    /// SentencePiece: text that starts the input or follows a special token gets a leading
+    /// space (`tokenizer.ggml.add_space_prefix`; llama.cpp's default for SPM is true, Gemma's
+    /// files say false).
+    pub add_space_prefix: bool,
     /// End-of-generation tokens: eos plus the turn/end markers llama.cpp recognises.
     pub eog: Vec<u32>,
     /// Control, user-defined and unknown tokens, longest text first: the strings the input
@@ -209,7 +213,10 @@ impl Tokenizer {
                 let merges = take_string_array(g, "tokenizer.ggml.merges")?
                     .ok_or_else(|| Error::Corrupt("gpt2 tokenizer without tokenizer.ggml.merges".into()))?;
                 let pre = g.get_str("tokenizer.ggml.pre").unwrap_or("default");
-                (Model::Bpe(bpe::Bpe::new(merges, pre)?), "bpe", false)
+                let bpe = bpe::Bpe::new(merges, pre)?;
+                // Llama 3's vocabulary starts with BOS when the file does not say (llama.cpp's default).
+                let add_bos = bpe.pre_tokenizer().adds_bos_by_default();
+                (Model::Bpe(bpe), "bpe", add_bos)
             }
             other => return Err(Error::UnsupportedArchitecture(format!("tokenizer model '{other}'"))),
         };
@@ -217,6 +224,7 @@ impl Tokenizer {
         let bos = id_key("tokenizer.ggml.bos_token_id");
         let eos = id_key("tokenizer.ggml.eos_token_id");
         let add_bos = g.get_bool("tokenizer.ggml.add_bos_token").unwrap_or(default_add_bos);
+        let add_space_prefix = g.get_bool("tokenizer.ggml.add_space_prefix").unwrap_or(matches!(model, Model::Spm(_)));
 
         // End-of-generation tokens are found by their text, as llama.cpp does; such a token
         // also becomes a control token (so plain-text tokenization never produces it).
@@ -246,7 +254,7 @@ impl Tokenizer {
             .collect();
         special.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()));
 
-        Ok(Tokenizer { model, tokens, attrs, scores, index, bos, eos, add_bos, eog, special, kind })
+        Ok(Tokenizer { model, tokens, attrs, scores, index, bos, eos, add_bos, add_space_prefix, eog, special, kind })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -270,13 +278,21 @@ impl Tokenizer {
                 out.push(b);
             }
         }
+        let mut after_special = true;
         for frag in self.partition(text, parse_special) {
             match frag {
-                Fragment::Token(id) => out.push(id),
-                Fragment::Text(t) => match &self.model {
-                    Model::Spm(m) => m.encode(self, t, &mut out),
-                    Model::Bpe(m) => m.encode(self, t, &mut out),
-                },
+                Fragment::Token(id) => {
+                    out.push(id);
+                    after_special = true;
+                }
+                Fragment::Text(t) => {
+                    match &self.model {
+                        Model::Spm(m) if self.add_space_prefix && after_special => m.encode(self, &format!(" {t}"), &mut out),
+                        Model::Spm(m) => m.encode(self, t, &mut out),
+                        Model::Bpe(m) => m.encode(self, t, &mut out),
+                    }
+                    after_special = false;
+                }
             }
         }
         out

@@ -11,6 +11,11 @@ pub enum PreTokenizer {
     Gpt2,
     /// Every `\p{N}` on its own first, then the GPT-2 rules (smollm, starcoder, ...).
     DigitsThenGpt2,
+    /// Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+    /// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    Llama3,
+    /// Qwen2: Llama 3's pattern with single digits (`\p{N}` for `\p{N}{1,3}`).
+    Qwen2,
 }
 
 impl PreTokenizer {
@@ -20,10 +25,25 @@ impl PreTokenizer {
             "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
                 PreTokenizer::DigitsThenGpt2
             }
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2" => {
+                PreTokenizer::Llama3
+            }
+            "qwen2" | "deepseek-r1-qwen" | "kormo" | "megrez" => PreTokenizer::Qwen2,
             other => {
                 return Err(Error::UnsupportedArchitecture(format!("BPE pre-tokenizer '{other}'")));
             }
         })
+    }
+
+    /// Whether a word that is a token as a whole is taken as it is, without merges
+    /// (llama.cpp's `ignore_merges`: Llama 3's vocabulary has words its merges do not reach).
+    pub fn ignores_merges(&self) -> bool {
+        matches!(self, PreTokenizer::Llama3)
+    }
+
+    /// Whether text starts with BOS when the file has no `tokenizer.ggml.add_bos_token`.
+    pub fn adds_bos_by_default(&self) -> bool {
+        matches!(self, PreTokenizer::Llama3)
     }
 
     /// Split `text` into words (byte ranges, in order, covering the whole text).
@@ -31,6 +51,8 @@ impl PreTokenizer {
         let mut out = Vec::new();
         match self {
             PreTokenizer::Gpt2 => gpt2_split(text, &mut out),
+            PreTokenizer::Llama3 => llama3_split(text, 3, &mut out),
+            PreTokenizer::Qwen2 => llama3_split(text, 1, &mut out),
             PreTokenizer::DigitsThenGpt2 => {
                 let mut start = 0;
                 for (i, c) in text.char_indices() {
@@ -152,6 +174,107 @@ fn gpt2_split<'a>(text: &'a str, out: &mut Vec<&'a str>) {
     }
 }
 
+/// The Llama 3 pattern (Qwen2's with `max_digits` = 1) as a matcher, rule by rule in the
+/// pattern's order, as llama.cpp's hand-written splitter reads it.
+fn llama3_split<'a>(text: &'a str, max_digits: usize, out: &mut Vec<&'a str>) {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let n = chars.len();
+    let cp = |i: usize| chars.get(i).map(|&(_, c)| c);
+    let fl = |i: usize| chars.get(i).map(|&(_, c)| flags(c)).unwrap_or_default();
+    let byte_at = |i: usize| chars.get(i).map(|&(b, _)| b).unwrap_or(text.len());
+    let mut prev_end = 0usize; // in chars
+    let mut add = |end: usize, out: &mut Vec<&'a str>| {
+        if end > prev_end {
+            out.push(&text[byte_at(prev_end)..byte_at(end)]);
+        }
+        prev_end = end;
+    };
+    let lower = |i: usize| cp(i).and_then(|c| c.to_lowercase().next());
+    let newline = |c: Option<char>| matches!(c, Some('\r' | '\n'));
+    let mut pos = 0usize;
+    while pos < n {
+        let c = cp(pos).unwrap();
+        let f = fl(pos);
+        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+        if c == '\'' && pos + 1 < n {
+            if matches!(lower(pos + 1), Some('s' | 't' | 'm' | 'd')) {
+                pos += 2;
+                add(pos, out);
+                continue;
+            }
+            if pos + 2 < n && matches!((lower(pos + 1), lower(pos + 2)), (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l'))) {
+                pos += 3;
+                add(pos, out);
+                continue;
+            }
+        }
+        // [^\r\n\p{L}\p{N}]?\p{L}+
+        if !(newline(Some(c)) || f.number) && (f.letter || fl(pos + 1).letter) {
+            pos += 1;
+            while fl(pos).letter {
+                pos += 1;
+            }
+            add(pos, out);
+            continue;
+        }
+        // \p{N}{1,3}: a run of digits in threes from the left (one by one for Qwen2)
+        if f.number {
+            let mut run = 0;
+            while fl(pos).number {
+                pos += 1;
+                run += 1;
+                if run == max_digits {
+                    add(pos, out);
+                    run = 0;
+                }
+            }
+            add(pos, out);
+            continue;
+        }
+        // ' '?[^\s\p{L}\p{N}]+[\r\n]*  (only an ASCII space may lead)
+        let f2 = if c == ' ' { fl(pos + 1) } else { f };
+        let other = |i: usize, f: Flags| i < n && !(f.whitespace || f.letter || f.number);
+        if other(pos + (c == ' ') as usize, f2) || (c == ' ' && pos + 1 == n) {
+            pos += (c == ' ') as usize;
+            while other(pos, fl(pos)) {
+                pos += 1;
+            }
+            while newline(cp(pos)) {
+                pos += 1;
+            }
+            add(pos, out);
+            continue;
+        }
+        let mut ws = 0;
+        let mut after_newline = 0;
+        while fl(pos + ws).whitespace {
+            if newline(cp(pos + ws)) {
+                after_newline = pos + ws + 1;
+            }
+            ws += 1;
+        }
+        // \s*[\r\n]+: up to the run's last line break
+        if after_newline > 0 {
+            pos = after_newline;
+            add(pos, out);
+            continue;
+        }
+        // \s+(?!\S): leave the last blank to the word that follows
+        if ws > 1 && pos + ws < n {
+            pos += ws - 1;
+            add(pos, out);
+            continue;
+        }
+        if ws > 0 {
+            pos += ws;
+            add(pos, out);
+            continue;
+        }
+        pos += 1;
+        add(pos, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +286,16 @@ mod tests {
         assert_eq!(p.split("x!!  y"), ["x", "!!", " ", " y"]);
         let d = PreTokenizer::DigitsThenGpt2;
         assert_eq!(d.split("abc 123"), ["abc", " ", "1", "2", "3"]);
+    }
+
+    #[test]
+    fn llama3_rules() {
+        let p = PreTokenizer::Llama3;
+        assert_eq!(p.split("   Hello"), ["  ", " Hello"]);
+        assert_eq!(p.split("  3"), [" ", " ", "3"]);
+        assert_eq!(p.split("1234567 x"), ["123", "456", "7", " x"]);
+        assert_eq!(p.split("I'M here\n\n  \tok!!\n"), ["I", "'M", " here", "\n\n", "  ", "\tok", "!!\n"]);
+        assert_eq!(p.split("a   "), ["a", "   "]);
+        assert_eq!(PreTokenizer::Qwen2.split("x 123"), ["x", " ", "1", "2", "3"]);
     }
 }

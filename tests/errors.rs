@@ -1,0 +1,102 @@
+//! The one error table: the engine's `ErrorCode` list is the WIT enum, docs/errors.md and
+//! host-js's code map; and an error reaches the host through the component with the same
+//! code and the same message the native engine gives for the same input.
+
+use edgeslm_engine::{error::table_markdown, ClassifyOptions, Constraint, ErrorCode, GenerateOptions, Instance, Model};
+use edgeslm_host::{ClassifyOptions as WitClassifyOptions, Constraint as WitConstraint, GenerateOptions as WitGenerateOptions, Host};
+use edgeslm_tests::{model_path, root, SMOLLM2};
+
+/// The cases of `enum error-code` in wit/runtime.wit, in order.
+fn wit_codes() -> Vec<String> {
+    let wit = std::fs::read_to_string(root().join("wit/runtime.wit")).unwrap();
+    let body = wit.split("enum error-code {").nth(1).expect("wit/runtime.wit has no enum error-code").split('}').next().unwrap();
+    body.lines().map(|l| l.trim().trim_end_matches(',')).filter(|l| !l.is_empty() && !l.starts_with("//")).map(str::to_string).collect()
+}
+
+#[test]
+fn the_wit_enum_is_the_engine_table() {
+    let engine: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    // Same names, same order: hosts map a WIT code to the engine's by its position.
+    assert_eq!(wit_codes(), engine);
+}
+
+#[test]
+fn docs_list_every_code() {
+    let docs = std::fs::read_to_string(root().join("docs/errors.md")).unwrap();
+    assert!(docs.contains(&table_markdown()), "docs/errors.md is out of date; its table must be:\n{}", table_markdown());
+}
+
+#[test]
+fn host_js_maps_every_code() {
+    let js = std::fs::read_to_string(root().join("host-js/src/errors.js")).unwrap();
+    for c in ErrorCode::ALL {
+        let key = c.as_str();
+        assert!(js.contains(&format!("\"{key}\":")) || js.contains(&format!("\n  {key}:")), "host-js/src/errors.js has no class for {key}");
+    }
+}
+
+/// The same bad inputs natively (engine `Instance`) and through the component: same code, same line.
+#[test]
+fn component_errors_are_the_engines() {
+    let host = Host::new(&root().join("target/release/edgeslm-component.wasm")).unwrap();
+    let path = model_path(SMOLLM2);
+    let mut s = host.instantiate(Some(path.parent().unwrap())).unwrap();
+    let m = s.load(&path).unwrap().unwrap();
+    let mut native = Instance::new(Model::open(path.to_str().unwrap()).unwrap());
+
+    let mut seen = Vec::new();
+    let mut check = |what: &str, native: edgeslm_engine::Error, wit: edgeslm_host::WitError| {
+        assert_eq!(wit.code(), native.code().as_str(), "{what}");
+        assert_eq!(wit.message(), native.to_string(), "{what}");
+        assert!(!wit.message().contains('\n'), "{what}: multi-line message");
+        seen.push(native.code());
+    };
+
+    let n = |o: GenerateOptions| o;
+    let bad_temp = n(GenerateOptions { sampler: edgeslm_engine::SamplerConfig::with(Some(-1.0), None, None, None), ..Default::default() });
+    let wit_bad_temp = WitGenerateOptions { temperature: Some(-1.0), ..Default::default() };
+    check("negative temperature", native.generate("hi", &bad_temp).unwrap_err(), s.generate(m, "hi", &wit_bad_temp).unwrap().unwrap_err());
+
+    let long = "word ".repeat(9000);
+    check("context overflow", native.generate(&long, &GenerateOptions::default()).unwrap_err(), s.generate(m, &long, &WitGenerateOptions::default()).unwrap().unwrap_err());
+
+    check("detokenize", native.detokenize(&[u32::MAX]).unwrap_err(), s.detokenize(m, &[u32::MAX]).unwrap().unwrap_err());
+
+    let one: Vec<String> = vec!["only".into()];
+    check(
+        "one label",
+        native.classify("x", &one, &ClassifyOptions::default()).unwrap_err(),
+        s.classify(m, "x", &one, &WitClassifyOptions { instruction: None, examples: vec![], calibrate: None }).unwrap().unwrap_err(),
+    );
+
+    let constraints = [
+        ("invalid schema", Constraint::JsonSchema("{".into()), WitConstraint::JsonSchema("{".into())),
+        ("invalid regex", Constraint::Regex("(".into()), WitConstraint::Regex("(".into())),
+        ("invalid grammar", Constraint::Grammar("start: (".into()), WitConstraint::Grammar("start: (".into())),
+    ];
+    for (what, c, w) in constraints {
+        let o = GenerateOptions { max_tokens: 8, ..Default::default() };
+        let wo = WitGenerateOptions { max_tokens: Some(8), ..Default::default() };
+        check(what, native.generate_constrained("x", &c, &o).unwrap_err(), s.generate_constrained(m, "x", &w, &wo).unwrap().unwrap_err());
+    }
+    // Forty digits cannot come out of two tokens.
+    let (c, w) = (Constraint::Regex("[0-9]{40}".into()), WitConstraint::Regex("[0-9]{40}".into()));
+    let o = GenerateOptions { max_tokens: 2, ..Default::default() };
+    let wo = WitGenerateOptions { max_tokens: Some(2), ..Default::default() };
+    check("truncated", native.generate_constrained("x", &c, &o).unwrap_err(), s.generate_constrained(m, "x", &w, &wo).unwrap().unwrap_err());
+
+    for want in [
+        ErrorCode::InvalidOption,
+        ErrorCode::ContextOverflow,
+        ErrorCode::InvalidLabels,
+        ErrorCode::InvalidSchema,
+        ErrorCode::InvalidRegex,
+        ErrorCode::InvalidGrammar,
+        ErrorCode::OutputTruncated,
+    ] {
+        assert!(seen.contains(&want), "no case gave {want}: {seen:?}");
+    }
+    // And the instance still answers.
+    let g = s.generate(m, "The capital of France is", &WitGenerateOptions { max_tokens: Some(4), ..Default::default() }).unwrap();
+    assert!(g.is_ok());
+}

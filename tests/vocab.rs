@@ -1,0 +1,73 @@
+//! llama.cpp's own tokenizer tests (`models/ggml-vocab-*.gguf` with `.inp`/`.out`, copied
+//! into tests/fixtures/vocab/ from the llama.cpp source node-llama-cpp ships, MIT): every
+//! input gives llama.cpp's ids, natively, through the component, and through the
+//! `edgeslm tokenize` CLI, on the vocabulary-only files themselves.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use edgeslm_engine::Model;
+use edgeslm_host::Host;
+use edgeslm_tests::root;
+
+/// Llama 3 (byte-level BPE, `llama-bpe`), Qwen2 (`qwen2`), Phi-3 and Llama 2 (SentencePiece).
+const VOCABS: [&str; 4] = ["llama-bpe", "qwen2", "phi-3", "llama-spm"];
+
+fn dir() -> PathBuf {
+    root().join("tests/fixtures/vocab")
+}
+
+/// (input, llama.cpp's ids) of one vocabulary's test: inputs are separated by
+/// `\n__ggml_vocab_test__\n` (after each one), ids are one line per input.
+fn cases(vocab: &str) -> Vec<(String, Vec<u32>)> {
+    let read = |ext: &str| std::fs::read_to_string(dir().join(format!("ggml-vocab-{vocab}.gguf.{ext}"))).unwrap();
+    let inp = read("inp");
+    let mut inputs: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
+    assert_eq!(inputs.pop(), Some(""), "{vocab}.inp ends with a separator");
+    let out = read("out");
+    let ids: Vec<Vec<u32>> = out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
+    assert_eq!(inputs.len(), ids.len(), "{vocab}: inputs and outputs");
+    inputs.into_iter().map(str::to_string).zip(ids).collect()
+}
+
+#[test]
+fn llama_cpp_tokenizer_tests_natively() {
+    for vocab in VOCABS {
+        let path = dir().join(format!("ggml-vocab-{vocab}.gguf"));
+        let model = Model::open(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{vocab}: {e}"));
+        let cases = cases(vocab);
+        assert!(cases.len() >= 40, "{vocab}: {} cases", cases.len());
+        for (text, want) in &cases {
+            assert_eq!(&model.tokenizer.encode(text, false, false), want, "{vocab}: {text:?}");
+        }
+    }
+}
+
+#[test]
+fn llama_cpp_tokenizer_tests_through_the_component_and_cli() {
+    let host = Host::new(&root().join("target/release/edgeslm-component.wasm")).unwrap();
+    let mut s = host.instantiate(Some(&dir())).unwrap();
+    for vocab in VOCABS {
+        let path = dir().join(format!("ggml-vocab-{vocab}.gguf"));
+        let m = s.load(&path).unwrap().unwrap_or_else(|e| panic!("{vocab}: {}", e.message()));
+        let info = s.info(m).unwrap();
+        assert_eq!(info.backend, "none (vocabulary only)");
+        let cases = cases(vocab);
+        for (text, want) in &cases {
+            assert_eq!(&s.tokenize(m, text, false, false).unwrap(), want, "{vocab}: {text:?}");
+        }
+        // Evaluating is a typed error, and the instance goes on.
+        let err = s.generate(m, "hello", &Default::default()).unwrap().unwrap_err();
+        assert_eq!(err.code(), "invalid-option", "{}", err.message());
+
+        // The CLI, on the longest input.
+        let (text, want) = cases.iter().max_by_key(|(t, _)| t.len()).unwrap();
+        let out = Command::new(root().join("target/release/edgeslm"))
+            .args(["tokenize", "--model", path.to_str().unwrap(), text])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{vocab}: {}", String::from_utf8_lossy(&out.stderr));
+        let got: Vec<u32> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(&got, want, "{vocab} through the CLI");
+    }
+}
