@@ -1,5 +1,5 @@
 //! Tiny random-weight models of the newer architectures with the real vocabularies of
-//! llama.cpp's vocabulary-only files (tests/fixtures/vocab/): Llama 3 (llama with
+//! llama.cpp's vocabulary-only files (fetched by scripts/fetch-vocab into models/vocab/): Llama 3 (llama with
 //! `rope_freqs`), Qwen2 (Q/K/V biases), Qwen3 (QK-norm, heads wider than n_embd / n_head)
 //! and Phi-3 (fused QKV and gate/up, partial rotary, LongRoPE factors and attention factor).
 //! Deterministic bytes, so llama.cpp fixtures recorded on them stay valid.
@@ -73,7 +73,7 @@ fn seed(name: &str) -> u64 {
 /// The GGUF bytes of one of [`MODELS`].
 pub fn model(name: &str) -> Vec<u8> {
     let &(_, arch, vocab, ty) = MODELS.iter().find(|m| m.0 == name).unwrap_or_else(|| panic!("no tiny model {name}"));
-    let vocab_bytes = std::fs::read(root().join(format!("tests/fixtures/vocab/ggml-vocab-{vocab}.gguf"))).unwrap();
+    let vocab_bytes = std::fs::read(root().join(format!("models/vocab/ggml-vocab-{vocab}.gguf"))).unwrap();
     let kv = tokenizer_kv(&vocab_bytes);
     let n_vocab = {
         let (_, _, tokens) = kv.iter().find(|(k, _, _)| k == "tokenizer.ggml.tokens").unwrap();

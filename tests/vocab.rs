@@ -1,5 +1,5 @@
 //! llama.cpp's own tokenizer tests (`models/ggml-vocab-*.gguf` with `.inp`/`.out`, copied
-//! into tests/fixtures/vocab/ from the llama.cpp source node-llama-cpp ships, MIT): every
+//! fetched by scripts/fetch-vocab into models/vocab/ from the llama.cpp source node-llama-cpp ships, MIT; their tests in tests/fixtures/vocab/): every
 //! input gives llama.cpp's ids, natively, through the component, and through the
 //! `edgeslm tokenize` CLI, on the vocabulary-only files themselves.
 
@@ -13,14 +13,15 @@ use edgeslm_tests::root;
 /// Llama 3 (byte-level BPE, `llama-bpe`), Qwen2 (`qwen2`), Phi-3 and Llama 2 (SentencePiece).
 const VOCABS: [&str; 4] = ["llama-bpe", "qwen2", "phi-3", "llama-spm"];
 
+/// The `.gguf` files, fetched by `scripts/fetch-vocab` (git-ignored).
 fn dir() -> PathBuf {
-    root().join("tests/fixtures/vocab")
+    root().join("models/vocab")
 }
 
 /// (input, llama.cpp's ids) of one vocabulary's test: inputs are separated by
 /// `\n__ggml_vocab_test__\n` (after each one), ids are one line per input.
 fn cases(vocab: &str) -> Vec<(String, Vec<u32>)> {
-    let read = |ext: &str| std::fs::read_to_string(dir().join(format!("ggml-vocab-{vocab}.gguf.{ext}"))).unwrap();
+    let read = |ext: &str| std::fs::read_to_string(root().join(format!("tests/fixtures/vocab/ggml-vocab-{vocab}.gguf.{ext}"))).unwrap();
     let inp = read("inp");
     let mut inputs: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
     assert_eq!(inputs.pop(), Some(""), "{vocab}.inp ends with a separator");
