@@ -100,3 +100,29 @@ fn component_errors_are_the_engines() {
     let g = s.generate(m, "The capital of France is", &WitGenerateOptions { max_tokens: Some(4), ..Default::default() }).unwrap();
     assert!(g.is_ok());
 }
+
+/// The CLI's schema errors are one line: a file that is not UTF-8 (no usage text after it),
+/// a `$ref` cycle (no parser state), a misspelt keyword (with its hint).
+#[test]
+fn cli_schema_errors_are_one_line() {
+    let dir = std::env::temp_dir().join(format!("edgeslm-schema-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("not-utf8.json", b"{\"type\": \"\xff\"}", "is not UTF-8 text (invalid byte at offset 10)"),
+        ("cycle.json", br##"{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}"##, "$ref cycle"),
+        ("typo.json", br#"{"type": "integer", "maximun": 3}"#, "did you mean \"maximum\""),
+    ];
+    for (name, bytes, expect) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = std::process::Command::new(root().join("target/release/edgeslm"))
+            .args(["generate", "--quiet", "--model", model_path(SMOLLM2).to_str().unwrap(), "--schema", path.to_str().unwrap(), "x"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: succeeded");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.contains(expect), "{name}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

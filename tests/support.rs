@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod schema_suite;
 pub mod tiny;
 pub mod tiny_vocab;
 

@@ -229,6 +229,7 @@ fn generation(g: engine::Generation) -> Generation {
     let t = &g.timings;
     Generation {
         prompt_tokens: g.prompt_tokens as u32,
+        budget_steered: g.budget_steered as u32,
         finish_reason: match g.finish_reason {
             engine::FinishReason::EndOfGeneration => FinishReason::Stop,
             engine::FinishReason::MaxTokens => FinishReason::Length,

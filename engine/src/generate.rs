@@ -81,6 +81,9 @@ pub struct Generation {
     /// among the tokens the constraint allowed at that step (forced tokens are certain and
     /// not listed). Empty for unconstrained generation.
     pub logprobs: Vec<f32>,
+    /// Constrained generation: steps where the token budget set the model's choice aside
+    /// because it left no complete output reachable within `max_tokens`.
+    pub budget_steered: usize,
 }
 
 impl Generation {
@@ -177,6 +180,7 @@ impl Model {
             finish_reason: finish,
             timings,
             logprobs: Vec::new(),
+            budget_steered: 0,
         })
     }
 }

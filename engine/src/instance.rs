@@ -4,7 +4,7 @@
 //! The component and the HTTP service are thin adapters over it.
 
 use crate::classify::{Classification, ClassifyOptions, Classifier};
-use crate::constrain::{Constrainer, Constraint};
+use crate::constrain::{Checks, Constrainer, Constraint};
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, Generation};
 use crate::model::Model;
@@ -126,6 +126,13 @@ impl Instance {
         self.constrainer()?;
         let cons = self.constrainer.as_ref().expect("built above");
         cons.accepts(&self.model, constraint, text)
+    }
+
+    /// Which of `texts` are complete outputs of `constraint` (see [`Constrainer::check_instances`]).
+    pub fn check_instances(&mut self, constraint: &Constraint, texts: &[String], time_masks_of: Option<usize>) -> Result<Checks> {
+        self.constrainer()?;
+        let cons = self.constrainer.as_ref().expect("built above");
+        cons.check_instances(&self.model, constraint, texts, time_masks_of)
     }
 
     pub fn classify(&mut self, text: &str, labels: &[String], opts: &ClassifyOptions) -> Result<Classification> {

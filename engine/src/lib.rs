@@ -23,7 +23,7 @@ pub mod timing;
 pub mod tokenizer;
 
 pub use classify::{Classification, ClassifyOptions, Classifier};
-pub use constrain::{Constrainer, Constraint};
+pub use constrain::{Checks, Constrainer, Constraint};
 pub use error::{Error, ErrorClass, ErrorCode, Result};
 pub use generate::{FinishReason, GenerateOptions, Generation, Timings};
 pub use instance::{Instance, ModelInfo};

@@ -45,6 +45,8 @@ export interface Generation<V = unknown> {
   text: string;
   tokens: number[];
   promptTokens: number;
+  /** Constrained generation: steps where the token budget set the model's choice aside. */
+  budgetSteered: number;
   finishReason: "stop" | "length" | "stop-string";
   timings: Timings;
   /** The parsed output, for a JSON Schema constraint. */

@@ -79,6 +79,7 @@ function generation(g) {
     tokens: Array.from(g.tokens),
     promptTokens: g.promptTokens,
     finishReason: g.finishReason,
+    budgetSteered: g.budgetSteered,
     timings: g.timings,
   };
 }

@@ -134,7 +134,7 @@ fn parse(argv: Vec<String>) -> Result<Args> {
                     bail!("give one of --schema, --regex, --grammar");
                 }
                 let v: String = value(&arg, it.next())?;
-                let read = |p: &str| std::fs::read_to_string(p).map_err(|e| anyhow!("cannot read {p}: {e}"));
+                let read = read_text;
                 a.constraint = Some(match arg.as_str() {
                     "--schema" => Constraint::JsonSchema(read(&v)?),
                     "--grammar" => Constraint::Grammar(read(&v)?),
@@ -172,6 +172,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// A file named on the command line that cannot be used (missing, unreadable, not UTF-8).
+#[derive(Debug)]
+struct InputError(String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// A schema or grammar file's text, or one line saying why not.
+fn read_text(path: &str) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| InputError(format!("cannot read {path}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::Error::new(InputError(format!("{path} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
+    })
+}
+
 fn run(argv: Vec<String>) -> Result<()> {
     match argv.first().map(String::as_str) {
         Some("serve") => return serve(&argv[1..]),
@@ -179,7 +199,8 @@ fn run(argv: Vec<String>) -> Result<()> {
         Some("perplexity") => return perplexity(&argv[1..]),
         _ => {}
     }
-    let args = parse(argv).map_err(|e| anyhow!("{e}\n{USAGE}"))?;
+    // The usage text follows a mistake on the command line, not a file that cannot be read.
+    let args = parse(argv).map_err(|e| if e.is::<InputError>() { e } else { anyhow!("{e}\n{USAGE}") })?;
     let env = match args.backend {
         Backend::Portable => "EDGESLM_COMPONENT",
         Backend::WasiNn => "EDGESLM_COMPONENT_NN",
@@ -361,6 +382,7 @@ fn generate(
             "tokens": g.tokens,
             "prompt_tokens": g.prompt_tokens,
             "finish_reason": finish,
+            "budget_steered": g.budget_steered,
             "timings": {
                 "load_ms": round2(load_ms),
                 "prefill_ms": round2(t.prefill_ms),

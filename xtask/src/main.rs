@@ -13,6 +13,7 @@ fn main() -> Result<()> {
         Some("component") => build_component().map(|_| ()),
         Some("component-relaxed") => build_relaxed(),
         Some("bench") => bench(&args[1..]),
+        Some("schema-bench") => schema_bench(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask build      # component + target/release/edgeslm");
             eprintln!("       cargo xtask component  # the component only");
@@ -20,9 +21,18 @@ fn main() -> Result<()> {
             eprintln!("                              # target/release/edgeslm-component-relaxed.wasm: relaxed-simd kernels");
             eprintln!("       cargo xtask bench [--runs N] [--models gemma,smollm2] [--only a,b]");
             eprintln!("                              # edgeslm vs llama.cpp vs wllama → bench/results/");
+            eprintln!("       cargo xtask schema-bench [--maskbench DIR] [--test-suite DIR] [--out F.md] [--time-masks]");
+            eprintln!("                              # JSON Schema coverage (MaskBench, JSON-Schema-Test-Suite)");
             std::process::exit(2)
         }
     }
+}
+
+/// The schema benchmark (tests/examples/schema_bench.rs), natively in release.
+fn schema_bench(args: &[String]) -> Result<()> {
+    let mut all = vec!["run", "--release", "-p", "edgeslm-tests", "--example", "schema-bench", "--"];
+    all.extend(args.iter().map(String::as_str));
+    cargo(&all)
 }
 
 fn root() -> PathBuf {

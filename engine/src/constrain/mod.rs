@@ -19,10 +19,16 @@ use crate::sampler::Sampler;
 use crate::timing::Stopwatch;
 use crate::tokenizer::{Attr, Tokenizer};
 
+mod budget;
+pub mod schema;
+
+use budget::Closer;
+
 /// What the output must match.
 #[derive(Debug, Clone)]
 pub enum Constraint {
-    /// A JSON Schema (draft 2020-12 subset); unknown keywords are an error.
+    /// A JSON Schema (drafts 4 to 2020-12): what it constrains is enforced exactly or refused,
+    /// annotations and unknown keywords are ignored (see [`schema`]).
     JsonSchema(String),
     /// A regular expression the whole output must match.
     Regex(String),
@@ -49,11 +55,21 @@ impl TokenizerEnv for Vocabulary {
     }
 }
 
+/// What [`Constrainer::check_instances`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    /// Per text: whether it is a complete output.
+    pub accepted: Vec<bool>,
+    /// The timed masks' durations, ms.
+    pub mask_ms: Vec<f64>,
+}
+
 /// Per-model constraint state: the token trie (1-2 s to build for a 262k vocabulary) is
 /// built once and reused by every constrained call.
 pub struct Constrainer {
     factory: ParserFactory,
     eos: u32,
+    closer: Closer,
 }
 
 impl Constrainer {
@@ -80,6 +96,7 @@ impl Constrainer {
         let mut info = TokRxInfo::new(n as u32, eos);
         info.tok_bos = tok.bos;
         let trie = TokTrie::from(&info, &words);
+        let closer = Closer::new(&words);
         let env: TokEnv = Arc::new(Vocabulary { trie, tokenizer: tok.clone() });
         // No token slices: llguidance's default JSON slices keep four more filtered copies of
         // the trie (measured on Gemma's 262k vocabulary: +69 MB resident, 0.6 ms faster
@@ -88,16 +105,42 @@ impl Constrainer {
         let mut factory = ParserFactory::new(&env, Default::default(), &[])
             .map_err(|e| Error::Io(format!("constraint engine: {e}")))?;
         factory.quiet();
-        Ok(Constrainer { factory, eos })
+        Ok(Constrainer { factory, eos, closer })
     }
 
     /// Whether `text` is a complete output of `constraint` (used to check answers that come
     /// from elsewhere, e.g. a cloud model, against the grammar the local path enforces).
     pub fn accepts(&self, model: &Model, constraint: &Constraint, text: &str) -> Result<bool> {
-        let mut m = self.matcher(constraint)?;
-        let tokens = model.tokenizer.encode(text, false, false);
-        let consumed = m.try_consume_tokens(&tokens).map_err(engine_error)?;
-        Ok(consumed == tokens.len() && (m.is_stopped() || m.is_accepting().unwrap_or(false)))
+        Ok(self.check_instances(model, constraint, &[text.to_string()], None)?.accepted[0])
+    }
+
+    /// Which of `texts` are complete outputs of `constraint`, compiled once. With
+    /// `time_masks_of`, the token masks along that text are computed and timed as generation
+    /// would (for the schema benchmark).
+    pub fn check_instances(&self, model: &Model, constraint: &Constraint, texts: &[String], time_masks_of: Option<usize>) -> Result<Checks> {
+        let compiled = self.matcher(constraint)?;
+        let mut checks = Checks { accepted: Vec::with_capacity(texts.len()), mask_ms: Vec::new() };
+        for (i, text) in texts.iter().enumerate() {
+            let mut m = compiled.deep_clone();
+            let tokens = model.tokenizer.encode(text, false, false);
+            let consumed = if time_masks_of == Some(i) {
+                let mut n = 0;
+                for &t in &tokens {
+                    let clock = Stopwatch::start();
+                    let mask = m.compute_mask().map_err(engine_error)?;
+                    checks.mask_ms.push(clock.ms());
+                    if !mask.is_allowed(t) || m.consume_token(t).is_err() {
+                        break;
+                    }
+                    n += 1;
+                }
+                n
+            } else {
+                m.try_consume_tokens(&tokens).unwrap_or(0)
+            };
+            checks.accepted.push(consumed == tokens.len() && (m.is_stopped() || m.is_accepting().unwrap_or(false)));
+        }
+        Ok(checks)
     }
 
     /// Compile a constraint, or say precisely why it cannot be enforced.
@@ -107,8 +150,10 @@ impl Constrainer {
                 let mut v: serde_json::Value =
                     serde_json::from_str(s).map_err(|e| Error::InvalidSchema(format!("not valid JSON: {e}")))?;
                 let lenient = v.pointer("/x-guidance/lenient").and_then(serde_json::Value::as_bool) == Some(true);
+                // Lenient mode is llguidance's: keywords it cannot enforce are dropped (fail
+                // open), so none of the policy below applies.
                 if !lenient {
-                    check_keywords(&v, &mut String::new())?;
+                    schema::prepare(&mut v)?;
                 }
                 // Compact JSON: no whitespace to loop on, fewer tokens. A schema's own
                 // "x-guidance" options (e.g. lenient mode) take precedence.
@@ -129,65 +174,9 @@ impl Constrainer {
     }
 }
 
-/// Every JSON Schema keyword (2020-12, with draft-07's `definitions` and `dependencies`).
-/// Anything else, such as a misspelt `maximun`, would be silently ignored by a validator and
-/// so by the grammar: it is an error instead, naming the keyword and where it is (fail
-/// closed). Keywords llguidance cannot enforce are reported by it in the same way.
-const KEYWORDS: &[&str] = &[
-    "$schema", "$id", "$ref", "$defs", "$anchor", "$dynamicRef", "$dynamicAnchor", "$comment", "$vocabulary",
-    "definitions", "type", "enum", "const", "properties", "patternProperties", "additionalProperties",
-    "required", "propertyNames", "minProperties", "maxProperties", "dependentRequired", "dependentSchemas",
-    "dependencies", "items", "prefixItems", "additionalItems", "contains", "minContains", "maxContains",
-    "minItems", "maxItems", "uniqueItems", "unevaluatedItems", "unevaluatedProperties", "allOf", "anyOf", "oneOf",
-    "not", "if", "then", "else", "minLength", "maxLength", "pattern", "format", "contentEncoding",
-    "contentMediaType", "contentSchema", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-    "multipleOf", "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
-    "x-guidance",
-];
-
-/// Keywords whose value is a schema, a map of schemas, or a list of schemas.
-const SCHEMA_VALUED: &[&str] = &[
-    "additionalProperties", "propertyNames", "items", "additionalItems", "contains", "not", "if", "then", "else",
-    "unevaluatedItems", "unevaluatedProperties", "contentSchema",
-];
-const SCHEMA_MAPS: &[&str] = &["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"];
-const SCHEMA_LISTS: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
-
-fn check_keywords(v: &serde_json::Value, pointer: &mut String) -> Result<()> {
-    let Some(obj) = v.as_object() else { return Ok(()) };
-    for (k, sub) in obj {
-        if !KEYWORDS.contains(&k.as_str()) {
-            return Err(Error::UnsupportedSchema(format!(
-                "unknown keyword \"{k}\" at {} (add \"x-guidance\": {{\"lenient\": true}} to ignore unknown keywords)",
-                if pointer.is_empty() { "/" } else { pointer }
-            )));
-        }
-        let len = pointer.len();
-        let escaped = k.replace('~', "~0").replace('/', "~1");
-        if SCHEMA_VALUED.contains(&k.as_str()) {
-            pointer.push_str(&format!("/{escaped}"));
-            check_keywords(sub, pointer)?;
-        } else if SCHEMA_MAPS.contains(&k.as_str()) {
-            for (name, s) in sub.as_object().into_iter().flatten() {
-                pointer.push_str(&format!("/{escaped}/{}", name.replace('~', "~0").replace('/', "~1")));
-                check_keywords(s, pointer)?;
-                pointer.truncate(len);
-            }
-        } else if SCHEMA_LISTS.contains(&k.as_str()) {
-            for (i, s) in sub.as_array().into_iter().flatten().enumerate() {
-                pointer.push_str(&format!("/{escaped}/{i}"));
-                check_keywords(s, pointer)?;
-                pointer.truncate(len);
-            }
-        }
-        pointer.truncate(len);
-    }
-    Ok(())
-}
-
 /// llguidance reports every compile failure as text; sort it into our typed errors.
 fn classify_error(c: &Constraint, msg: &str) -> Error {
-    let one_line = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    let one_line = one_line(msg);
     match c {
         Constraint::JsonSchema(_) => {
             let lower = one_line.to_lowercase();
@@ -205,7 +194,14 @@ fn classify_error(c: &Constraint, msg: &str) -> Error {
 }
 
 fn engine_error(e: impl std::fmt::Display) -> Error {
-    Error::ConstraintUnsatisfiable(e.to_string())
+    Error::ConstraintUnsatisfiable(one_line(&e.to_string()))
+}
+
+/// llguidance's message on one line, without the parser state some of them carry after a
+/// `<state>` line (internal, and many lines long).
+fn one_line(msg: &str) -> String {
+    let msg = msg.split("<state>").next().unwrap_or(msg);
+    msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }
 
 /// Below this many allowed tokens, logits are computed for those rows only.
@@ -245,7 +241,7 @@ impl Model {
             session.reset();
         }
         cache.trim();
-        let (tokens, logprobs) = result?;
+        let (tokens, logprobs, budget_steered) = result?;
         let text = self.tokenizer.decode(&tokens);
         Ok(Generation {
             text,
@@ -254,6 +250,7 @@ impl Model {
             finish_reason: FinishReason::EndOfGeneration,
             timings,
             logprobs,
+            budget_steered,
         })
     }
 
@@ -268,13 +265,14 @@ impl Model {
         opening: Vec<u32>,
         opts: &GenerateOptions,
         timings: &mut Timings,
-    ) -> Result<(Vec<u32>, Vec<f32>)> {
+    ) -> Result<(Vec<u32>, Vec<f32>, usize)> {
         let clock = Stopwatch::start();
         let max = opts.max_tokens as usize;
         // The output so far: the opening forced tokens, already evaluated with the prompt.
         let mut tokens: Vec<u32> = opening;
         let mut logprobs: Vec<f32> = Vec::new();
         let mut allowed: Vec<u32> = Vec::new();
+        let mut budget = Budget::default();
         while !matcher.is_stopped() && tokens.len() < max {
             let mask_clock = Stopwatch::start();
             let mask = matcher.compute_mask().map_err(engine_error)?;
@@ -283,7 +281,7 @@ impl Model {
                 return Err(Error::ConstraintUnsatisfiable("no token can continue the output".into()));
             }
             let sparse = mask.num_set() <= SPARSE_HEAD_LIMIT;
-            let logits = if sparse {
+            let mut logits = if sparse {
                 allowed.clear();
                 mask.iter_set_entries(|i| allowed.push(i as u32));
                 self.logits_for(output, &allowed)?
@@ -296,7 +294,7 @@ impl Model {
                 }
                 l
             };
-            let next = sampler.sample(&logits);
+            let next = cons.choose_within_budget(matcher, sampler, &mut logits, &tokens, max, &mut budget);
             // Over the allowed ids only where they were listed: a few values, not the vocabulary.
             logprobs.push(log_softmax_at(&logits, next, sparse.then_some(allowed.as_slice())));
             if next == cons.eos {
@@ -319,7 +317,72 @@ impl Model {
         if !matcher.is_stopped() && !matcher.is_accepting().unwrap_or(false) {
             return Err(Error::OutputTruncated { tokens: max });
         }
-        Ok((tokens, logprobs))
+        Ok((tokens, logprobs, budget.steered))
+    }
+}
+
+/// Start checking that a completion stays reachable when this few tokens are left, or
+/// earlier when the last completion found was nearly as long as what is left.
+const BUDGET_WINDOW: usize = 32;
+const BUDGET_SLACK: usize = 8;
+/// The model's choices tried, best first, before the walk's own token is taken.
+const BUDGET_CANDIDATES: usize = 4;
+
+#[derive(Default)]
+struct Budget {
+    /// The length of the completion last found (from the state it was found in).
+    known: Option<usize>,
+    /// Steps where the budget set the model's first choice aside.
+    steered: usize,
+}
+
+impl Constrainer {
+    /// The sampler's choice, unless the output has `have` of `max` tokens and that choice
+    /// would leave no complete output reachable in what is left: then the next-best choice
+    /// that does, and failing those, the first token of a completion the grammar walk finds.
+    fn choose_within_budget(&self, matcher: &Matcher, sampler: &mut Sampler, logits: &mut [f32], tokens: &[u32], max: usize, budget: &mut Budget) -> u32 {
+        let first = sampler.sample(logits);
+        let have = tokens.len();
+        let left = max - have;
+        // From half the budget on, every 16 tokens: how long a completion is from here, so
+        // that a deep structure starts closing before the window would be too late.
+        if have >= max / 2 && (have - max / 2) % 16 == 0 {
+            budget.known = self.closer.complete(matcher, tokens, left).map(|p| p.len()).or(budget.known);
+        }
+        if left > BUDGET_WINDOW && budget.known.is_none_or(|k| left > k + BUDGET_SLACK) {
+            return first;
+        }
+        let mut next = first;
+        for _ in 0..BUDGET_CANDIDATES {
+            if next == self.eos {
+                return next; // allowed only where the output is complete
+            }
+            let mut probe = matcher.deep_clone();
+            if probe.consume_token(next).is_ok() {
+                let forced = jump_forward(&mut probe, have + 1, max).unwrap_or_default();
+                let used = 1 + forced.len();
+                let so_far = [tokens, &[next], &forced].concat();
+                if let Some(rest) = (used <= left).then(|| self.closer.complete(&probe, &so_far, left - used)).flatten() {
+                    budget.known = Some(used + rest.len());
+                    budget.steered += usize::from(next != first);
+                    return next;
+                }
+            }
+            logits[next as usize] = f32::NEG_INFINITY;
+            if !logits.iter().any(|v| v.is_finite()) {
+                break;
+            }
+            next = sampler.sample(logits);
+        }
+        match self.closer.complete(matcher, tokens, left) {
+            Some(path) => {
+                budget.known = Some(path.len());
+                budget.steered += 1;
+                path.first().copied().unwrap_or(self.eos)
+            }
+            // No completion found: the model's choice stands (the call may end truncated).
+            None => first,
+        }
     }
 }
 
