@@ -13,6 +13,7 @@
 //! so it can miss a completion that exists; then the model's choice stands and the call may
 //! still end `output-truncated`.
 
+use llguidance::toktrie::TokTrie;
 use llguidance::Matcher;
 
 /// Tie-breaks outside strings, best first.
@@ -53,10 +54,9 @@ impl Openness {
     }
 }
 
-/// The grammar-only walk toward a complete output.
+/// The grammar-only walk toward a complete output. Token bytes come from the matcher's
+/// own token trie (special tokens marked there, so they never look like JSON).
 pub(crate) struct Closer {
-    /// Each token's bytes (special tokens marked, so they never look like JSON).
-    words: Vec<Vec<u8>>,
     /// Token id → its place in [`PREFERRED`] (`u8::MAX`: not there).
     preferred: Vec<u8>,
 }
@@ -67,18 +67,16 @@ impl Closer {
             .iter()
             .map(|w| PREFERRED.iter().position(|p| p.as_bytes() == w.as_slice()).map_or(u8::MAX, |i| i as u8))
             .collect();
-        Closer { words: words.to_vec(), preferred }
-    }
-
-    fn openness(&self, tokens: &[u32]) -> Openness {
-        tokens.iter().fold(Openness::default(), |o, &t| o.after(self.words.get(t as usize).map_or(&[][..], Vec::as_slice)))
+        Closer { preferred }
     }
 
     /// A completion of the output `so_far` from `m`'s state in at most `budget` tokens (the
     /// forced ones included), or `None` when the walk finds none.
     pub fn complete(&self, m: &Matcher, so_far: &[u32], budget: usize) -> Option<Vec<u32>> {
+        let env = m.tok_env().ok()?;
+        let trie: &TokTrie = env.tok_trie();
         let mut m = m.deep_clone();
-        let mut open = self.openness(so_far);
+        let mut open = so_far.iter().fold(Openness::default(), |o, &t| o.after(trie.token(t)));
         let mut path: Vec<u32> = Vec::new();
         loop {
             if m.is_stopped() || m.is_accepting().unwrap_or(false) {
@@ -90,7 +88,7 @@ impl Closer {
                     return None;
                 }
                 for &t in &forced {
-                    open = open.after(&self.words[t as usize]);
+                    open = open.after(trie.token(t));
                 }
                 path.extend(forced);
                 continue;
@@ -103,7 +101,10 @@ impl Closer {
             // Outside strings a token ending in `,` commits to one more item or property.
             let mut best: Option<(u32, (u8, bool, u32), u32)> = None;
             mask.iter_set_entries(|i| {
-                let Some(w) = self.words.get(i) else { return };
+                if i >= self.preferred.len() {
+                    return;
+                }
+                let w = trie.token(i as u32);
                 let after = open.after(w);
                 let longest_first = u32::MAX - w.len() as u32;
                 let tie = if after.in_string { (0, false, longest_first) } else { (self.preferred[i], w.ends_with(b","), longest_first) };
@@ -114,7 +115,7 @@ impl Closer {
             });
             let next = best?.2;
             m.consume_token(next).ok()?;
-            open = open.after(&self.words[next as usize]);
+            open = open.after(trie.token(next));
             path.push(next);
         }
     }
