@@ -141,6 +141,7 @@ export function generationJson(g, loadMs, constraint) {
     tokens: g.tokens,
     prompt_tokens: g.promptTokens,
     finish_reason: g.finishReason,
+    budget_steered: g.budgetSteered,
     timings: {
       load_ms: round2(loadMs),
       prefill_ms: round2(t.prefillMs),
