@@ -20,6 +20,8 @@ use crate::timing::Stopwatch;
 use crate::tokenizer::{Attr, Tokenizer};
 
 mod budget;
+mod bytes;
+mod listed;
 pub mod schema;
 
 use budget::Closer;

@@ -16,6 +16,8 @@
 
 use serde_json::{json, Map, Value};
 
+use super::bytes::ByteGrammar;
+use super::listed::{self, Evaluator};
 use crate::error::{Error, Result};
 
 /// What preparing a schema did besides passing it through: the rewrites applied and the
@@ -29,7 +31,7 @@ pub struct Report {
 }
 
 /// The formats llguidance 1.9 has a grammar for.
-const FORMATS: &[&str] = &["date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri"];
+pub(super) const FORMATS: &[&str] = &["date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri"];
 
 /// RFC 3986's generic syntax, as regular-expression pieces (IP literals left out: a
 /// `[...]` host is refused rather than checked loosely).
@@ -41,7 +43,7 @@ const URI_PCHAR_NC: &str = "(?:[A-Za-z0-9._~!$&'()*+,;=@-]|%[0-9A-Fa-f]{2})";
 /// Standard formats the engine has no grammar for but which are regular: enforced through
 /// an anchored `pattern`. The `iri` forms accept their ASCII part (URIs), stricter than the
 /// format, never looser.
-fn format_pattern(format: &str) -> Option<String> {
+pub(super) fn format_pattern(format: &str) -> Option<String> {
     let p = URI_PCHAR;
     let tail = format!("(?:\\?(?:{p}|[/?])*)?(?:#(?:{p}|[/?])*)?");
     let uri = format!("{URI_SCHEME}:(?://{URI_AUTHORITY}(?:/{p}*)*|/(?:{p}+(?:/{p}*)*)?|{p}+(?:/{p}*)*)?{tail}");
@@ -59,7 +61,7 @@ fn format_pattern(format: &str) -> Option<String> {
 }
 
 /// Standard formats that constrain and have no exact grammar here: refused.
-const UNENFORCEABLE_FORMATS: &[&str] = &["regex", "idn-hostname", "idn-email"];
+pub(super) const UNENFORCEABLE_FORMATS: &[&str] = &["regex", "idn-hostname", "idn-email"];
 
 /// Keywords that constrain instances (the near-miss check compares unknown names with these).
 const VALIDATION: &[&str] = &[
@@ -122,10 +124,13 @@ pub fn prepare(schema: &mut Value) -> Result<Report> {
     if let Some(cycle) = ref_cycle(schema) {
         return Err(Error::InvalidSchema(format!("$ref cycle {}: the schema demands itself with no output in between", cycle.join(" -> "))));
     }
+    let original = schema.clone();
+    let bytes = ByteGrammar::default();
+    let eval = Evaluator::new(&original, &bytes);
     let mut at = String::new();
-    walk(schema, &mut at, &mut report)?;
+    walk(schema, &mut at, &mut report, &eval)?;
     let root = schema.clone();
-    one_of_to_any_of(schema, &root, &mut String::new(), &mut report)?;
+    one_of_to_any_of(schema, &root, &bytes, &mut String::new(), &mut report)?;
     Ok(report)
 }
 
@@ -145,8 +150,14 @@ fn unsupported(at: &str, what: impl std::fmt::Display) -> Error {
     Error::UnsupportedSchema(format!("{what} at {} cannot be enforced exactly", here(at)))
 }
 
-/// Children first, then this schema's own rewrites (so a rewrite sees rewritten children).
-fn walk(v: &mut Value, at: &mut String, report: &mut Report) -> Result<()> {
+/// Children first, then this schema's own rewrites (so a rewrite sees rewritten children);
+/// a schema of listed values with a keyword llguidance lacks is folded into the values
+/// that match it instead ([`listed`]).
+fn walk(v: &mut Value, at: &mut String, report: &mut Report, eval: &Evaluator) -> Result<()> {
+    if fold(v, at, eval)? {
+        report.rewritten.push(format!("listed values checked at {}", here(at)));
+        return Ok(());
+    }
     let Some(obj) = v.as_object_mut() else { return Ok(()) };
     let len = at.len();
     for (k, sub) in obj.iter_mut() {
@@ -158,30 +169,87 @@ fn walk(v: &mut Value, at: &mut String, report: &mut Report) -> Result<()> {
         at.push('/');
         at.push_str(&escape(key));
         if SCHEMA_VALUED.contains(&key) {
-            walk(sub, at, report)?;
+            walk(sub, at, report, eval)?;
         } else if key == "items" || SCHEMA_LISTS.contains(&key) {
             if let Some(list) = sub.as_array_mut() {
                 for (i, s) in list.iter_mut().enumerate() {
                     let l = at.len();
                     at.push_str(&format!("/{i}"));
-                    walk(s, at, report)?;
+                    walk(s, at, report, eval)?;
                     at.truncate(l);
                 }
             } else if key == "items" {
-                walk(sub, at, report)?;
+                walk(sub, at, report, eval)?;
             }
         } else if SCHEMA_MAPS.contains(&key) || key == "dependencies" {
             for (name, s) in sub.as_object_mut().into_iter().flatten() {
                 let l = at.len();
                 at.push('/');
                 at.push_str(&escape(name));
-                walk(s, at, report)?;
+                walk(s, at, report, eval)?;
                 at.truncate(l);
             }
         }
         at.truncate(len);
     }
-    rewrite(obj, at, report)
+    rewrite(obj, at, report, eval)
+}
+
+/// Replace a listed-values schema that needs it by the values that match it (keeping the
+/// definitions other schemas may refer to); whether it was. Misspelt keywords inside are
+/// still errors, as they would be unfolded.
+fn fold(v: &mut Value, at: &str, eval: &Evaluator) -> Result<bool> {
+    if listed::listed_values(v).is_none() || !listed::needs_folding(v, eval.root()) {
+        return Ok(false);
+    }
+    spelling(v, &mut at.to_string())?;
+    let Some(kept) = eval.fold(v) else { return Ok(false) };
+    let obj = v.as_object_mut().expect("listed values are in an object");
+    let mut folded = Map::new();
+    for k in ["$schema", "$id", "id", "$defs", "definitions"] {
+        if let Some(x) = obj.remove(k) {
+            folded.insert(k.into(), x);
+        }
+    }
+    if kept.is_empty() {
+        folded.insert("allOf".into(), json!([false]));
+    } else {
+        folded.insert("enum".into(), Value::Array(kept));
+    }
+    *v = Value::Object(folded);
+    Ok(true)
+}
+
+/// The near-miss check of [`walk`] alone, over every schema in `v`.
+fn spelling(v: &Value, at: &mut String) -> Result<()> {
+    let Some(obj) = v.as_object() else { return Ok(()) };
+    let len = at.len();
+    for (k, sub) in obj {
+        let key = k.as_str();
+        if !VALIDATION.contains(&key) && !OTHER_KEYWORDS.contains(&key) {
+            near_miss(key, sub, at)?;
+            continue;
+        }
+        at.push('/');
+        at.push_str(&escape(key));
+        let children: Vec<(String, &Value)> = if SCHEMA_VALUED.contains(&key) || key == "items" && sub.is_object() {
+            vec![(String::new(), sub)]
+        } else if key == "items" || SCHEMA_LISTS.contains(&key) {
+            sub.as_array().into_iter().flatten().enumerate().map(|(i, s)| (format!("/{i}"), s)).collect()
+        } else if SCHEMA_MAPS.contains(&key) || key == "dependencies" {
+            sub.as_object().into_iter().flatten().map(|(n, s)| (format!("/{}", escape(n)), s)).collect()
+        } else {
+            Vec::new()
+        };
+        for (suffix, s) in children {
+            let l = at.len();
+            at.push_str(&suffix);
+            spelling(s, at)?;
+            at.truncate(l);
+        }
+        at.truncate(len);
+    }
+    Ok(())
 }
 
 /// Levenshtein distance over chars, a case difference counting as an edit.
@@ -274,7 +342,7 @@ fn dependent_schema(name: &str, s: Value) -> Value {
     json!({ "anyOf": [{ "allOf": [{ "required": [name] }, s] }, { "properties": { name: false } }] })
 }
 
-fn rewrite(obj: &mut Map<String, Value>, at: &str, report: &mut Report) -> Result<()> {
+fn rewrite(obj: &mut Map<String, Value>, at: &str, report: &mut Report, eval: &Evaluator) -> Result<()> {
     let mut note = |what: &str| report.rewritten.push(format!("{what} at {}", here(at)));
     // unevaluatedProperties/unevaluatedItems where nothing in place (a `$ref`, an `allOf`…)
     // can evaluate a property or item: additionalProperties/items by another name, or
@@ -353,7 +421,7 @@ fn rewrite(obj: &mut Map<String, Value>, at: &str, report: &mut Report) -> Resul
         note("dependentSchemas");
     }
     if let Some(s) = obj.remove("not") {
-        let negated = negate(&s).map_err(|what| unsupported(at, format!("\"not\" of {what}")))?;
+        let negated = negate(&s, eval.root()).map_err(|what| unsupported(at, format!("\"not\" of {what}")))?;
         push_all_of(obj, negated);
         note("not");
     }
@@ -361,7 +429,7 @@ fn rewrite(obj: &mut Map<String, Value>, at: &str, report: &mut Report) -> Resul
         let then = obj.remove("then").unwrap_or(Value::Bool(true));
         let otherwise = obj.remove("else").unwrap_or(Value::Bool(true));
         if then != Value::Bool(true) || otherwise != Value::Bool(true) {
-            let not_cond = negate(&cond).map_err(|what| unsupported(at, format!("\"if\" of {what} (its negation)")))?;
+            let not_cond = negate(&cond, eval.root()).map_err(|what| unsupported(at, format!("\"if\" of {what} (its negation)")))?;
             push_all_of(obj, json!({ "anyOf": [{ "allOf": [cond, then] }, { "allOf": [not_cond, otherwise] }] }));
         }
         note("if/then/else");
@@ -377,7 +445,7 @@ fn rewrite(obj: &mut Map<String, Value>, at: &str, report: &mut Report) -> Resul
         }
     }
     if let Some(names) = obj.remove("propertyNames") {
-        property_names(obj, names).map_err(|what| unsupported(at, format!("\"propertyNames\" {what}")))?;
+        property_names(obj, names, eval).map_err(|what| unsupported(at, format!("\"propertyNames\" {what}")))?;
         note("propertyNames");
     }
     if let Some(c) = obj.remove("contains") {
@@ -452,14 +520,28 @@ fn unique_items(obj: &mut Map<String, Value>) -> std::result::Result<(), String>
 }
 
 /// `propertyNames`: names are strings, so `{}`/`true`/`{"type": "string"}` say nothing; a
-/// list of names (`enum`/`const`) becomes the object's only allowed properties. Others:
-/// refused.
-fn property_names(obj: &mut Map<String, Value>, names: Value) -> std::result::Result<(), String> {
+/// list of names (`enum`/`const`) becomes the object's only allowed properties; a `pattern`
+/// (or length bounds) becomes the only `patternProperties` with the additional properties'
+/// schema, listed properties whose names do not match it becoming absent. Others: refused.
+fn property_names(obj: &mut Map<String, Value>, names: Value, eval: &Evaluator) -> std::result::Result<(), String> {
     let trivial = |m: &Map<String, Value>| m.iter().all(|(k, v)| (k == "type" && v == "string") || !VALIDATION.contains(&k.as_str()));
+    // A `$ref` alone: what it names.
+    let mut names = names;
+    for _ in 0..8 {
+        let Some(target) = names.get("$ref").and_then(Value::as_str).and_then(|r| resolve(eval.root(), r)) else { break };
+        if names.as_object().is_some_and(|m| m.keys().filter(|k| VALIDATION.contains(&k.as_str())).count() == 1) {
+            names = target.clone();
+        } else {
+            break;
+        }
+    }
     match &names {
         Value::Bool(true) => return Ok(()),
         Value::Object(m) if trivial(m) => return Ok(()),
         _ => {}
+    }
+    if let Some(pattern) = names_pattern(&names) {
+        return names_matching(obj, &pattern, eval);
     }
     let listed: Vec<String> = match &names {
         Value::Object(m) => match (m.get("enum"), m.get("const")) {
@@ -467,10 +549,10 @@ fn property_names(obj: &mut Map<String, Value>, names: Value) -> std::result::Re
                 e.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
             }
             (None, Some(Value::String(c))) if m.len() <= 2 && m.keys().all(|k| k == "const" || k == "type") => vec![c.clone()],
-            _ => return Err("other than a list of names".into()),
+            _ => return Err("other than a list of names, a pattern or length bounds".into()),
         },
         Value::Bool(false) => Vec::new(), // no property at all
-        _ => return Err("other than a list of names".into()),
+        _ => return Err("other than a list of names, a pattern or length bounds".into()),
     };
     if obj.contains_key("patternProperties") {
         return Err("with patternProperties".into());
@@ -489,8 +571,58 @@ fn property_names(obj: &mut Map<String, Value>, names: Value) -> std::result::Re
     Ok(())
 }
 
+/// The one regular expression a `propertyNames` schema of `pattern` or of `minLength` /
+/// `maxLength` (not both kinds) amounts to, with an optional `"type": "string"`.
+fn names_pattern(names: &Value) -> Option<String> {
+    let m = names.as_object()?;
+    let mut pattern = None;
+    let (mut min, mut max) = (None, None);
+    for (k, v) in m {
+        match k.as_str() {
+            "type" if v == "string" => {}
+            "pattern" => pattern = Some(v.as_str()?.to_string()),
+            "minLength" => min = Some(v.as_u64()?),
+            "maxLength" => max = Some(v.as_u64()?),
+            k if !VALIDATION.contains(&k) => {}
+            _ => return None,
+        }
+    }
+    match (pattern, min, max) {
+        (Some(p), None, None) => Some(p),
+        (None, None, None) => None,
+        (None, min, max) => Some(format!("^[\\s\\S]{{{},{}}}$", min.unwrap_or(0), max.map(|m| m.to_string()).unwrap_or_default())),
+        _ => None,
+    }
+}
+
+/// Property names restricted to those `pattern` matches: as the only `patternProperties`
+/// (carrying what `additionalProperties` said), with `additionalProperties: false`. Exact
+/// when no listed property that matches would then also take the additional schema.
+fn names_matching(obj: &mut Map<String, Value>, pattern: &str, eval: &Evaluator) -> std::result::Result<(), String> {
+    if obj.contains_key("patternProperties") {
+        return Err("with a pattern beside patternProperties".into());
+    }
+    let additional = obj.remove("additionalProperties").unwrap_or(Value::Bool(true));
+    let matches = |name: &str| eval.bytes().accepts(json!({ "type": "string", "pattern": pattern }), &Value::from(name));
+    if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+        for (name, s) in props.iter_mut() {
+            match matches(name) {
+                Some(true) if additional != Value::Bool(true) && additional != json!({}) => {
+                    return Err("with a pattern, additionalProperties and a listed property the pattern matches".into())
+                }
+                Some(true) => {}
+                Some(false) => *s = Value::Bool(false),
+                None => return Err("with a pattern the engine cannot compile".into()),
+            }
+        }
+    }
+    obj.insert("patternProperties".into(), json!({ pattern: additional }));
+    obj.insert("additionalProperties".into(), Value::Bool(false));
+    Ok(())
+}
+
 /// JSON Schema equality: numbers by value (1 == 1.0), everything else structurally.
-fn json_equal(a: &Value, b: &Value) -> bool {
+pub(super) fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q)),
@@ -501,7 +633,16 @@ fn json_equal(a: &Value, b: &Value) -> bool {
 
 /// A schema matching exactly the instances `s` does not match, built from keywords the
 /// engine enforces; or the keyword that makes that impossible.
-pub(crate) fn negate(s: &Value) -> std::result::Result<Value, String> {
+pub(crate) fn negate(s: &Value, root: &Value) -> std::result::Result<Value, String> {
+    negate_at(s, root, 0)
+}
+
+/// `negate` `depth` schemas down (through `allOf`/`anyOf`/`properties`/`$ref`): a recursive
+/// schema has no finite negation.
+fn negate_at(s: &Value, root: &Value, depth: usize) -> std::result::Result<Value, String> {
+    if depth > 16 {
+        return Err("schemas nested too deep (a recursive \"$ref\")".into());
+    }
     let obj = match s {
         Value::Bool(b) => return Ok(Value::Bool(!b)),
         Value::Object(o) => o,
@@ -538,7 +679,7 @@ pub(crate) fn negate(s: &Value) -> std::result::Result<Value, String> {
         groups.push(array_group);
     }
     // not (A and B and …) = (not A) or (not B) or …
-    let mut branches = groups.iter().map(negate_group).collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut branches = groups.iter().map(|g| negate_group(g, root, depth)).collect::<std::result::Result<Vec<_>, _>>()?;
     branches.retain(|b| *b != Value::Bool(false));
     Ok(match branches.len() {
         0 => Value::Bool(false),
@@ -549,11 +690,11 @@ pub(crate) fn negate(s: &Value) -> std::result::Result<Value, String> {
 
 const TYPES: [&str; 6] = ["null", "boolean", "string", "number", "array", "object"];
 
-fn negate_group(g: &Map<String, Value>) -> std::result::Result<Value, String> {
+fn negate_group(g: &Map<String, Value>, root: &Value, depth: usize) -> std::result::Result<Value, String> {
     if g.len() > 1 {
         // The object or array group: negated only in its simplest form, one `properties`.
         return match (g.get("properties"), g.len()) {
-            (Some(p), _) if g.len() == 1 => negate_properties(p),
+            (Some(p), _) if g.len() == 1 => negate_properties(p, root, depth),
             _ => Err(format!("{:?} together", g.keys().collect::<Vec<_>>())),
         };
     }
@@ -598,7 +739,12 @@ fn negate_group(g: &Map<String, Value>) -> std::result::Result<Value, String> {
                 json!({ "type": "object", "anyOf": absent })
             }
         }
-        "properties" => negate_properties(v)?,
+        "properties" => negate_properties(v, root, depth)?,
+        // What it names, negated (local references only).
+        "$ref" => {
+            let target = v.as_str().and_then(|r| resolve(root, r)).ok_or("a \"$ref\" that is not local")?;
+            negate_at(target, root, depth + 1)?
+        }
         "minimum" => typed("number", one("exclusiveMaximum", Value::from(n()?))),
         "maximum" => typed("number", one("exclusiveMinimum", Value::from(n()?))),
         "exclusiveMinimum" if v.is_number() => typed("number", one("maximum", Value::from(n()?))),
@@ -624,11 +770,11 @@ fn negate_group(g: &Map<String, Value>) -> std::result::Result<Value, String> {
         }
         "allOf" => {
             let parts = v.as_array().ok_or("\"allOf\" that is not a list")?;
-            json!({ "anyOf": parts.iter().map(negate).collect::<std::result::Result<Vec<_>, _>>()? })
+            json!({ "anyOf": parts.iter().map(|p| negate_at(p, root, depth + 1)).collect::<std::result::Result<Vec<_>, _>>()? })
         }
         "anyOf" => {
             let parts = v.as_array().ok_or("\"anyOf\" that is not a list")?;
-            json!({ "allOf": parts.iter().map(negate).collect::<std::result::Result<Vec<_>, _>>()? })
+            json!({ "allOf": parts.iter().map(|p| negate_at(p, root, depth + 1)).collect::<std::result::Result<Vec<_>, _>>()? })
         }
         "not" => v.clone(),
         "format" if !v.as_str().is_some_and(|f| FORMATS.contains(&f)) => Value::Bool(false), // an annotation
@@ -638,11 +784,11 @@ fn negate_group(g: &Map<String, Value>) -> std::result::Result<Value, String> {
 
 /// not {properties: {p: S, …}}: an object with some listed property present and not
 /// matching its schema.
-fn negate_properties(p: &Value) -> std::result::Result<Value, String> {
+fn negate_properties(p: &Value, root: &Value, depth: usize) -> std::result::Result<Value, String> {
     let props = p.as_object().ok_or("\"properties\" that is not an object")?;
     let mut branches = Vec::new();
     for (name, s) in props {
-        let not_s = negate(s)?;
+        let not_s = negate_at(s, root, depth + 1)?;
         if not_s != Value::Bool(false) {
             branches.push(json!({ "type": "object", "required": [name], "properties": { name: not_s } }));
         }
@@ -754,7 +900,7 @@ fn regex_escape(s: &str) -> String {
 
 /// `oneOf` (exactly one branch) is `anyOf` (at least one) when no instance can match two
 /// branches: renamed where that is shown pairwise ([`disjoint`]), refused otherwise.
-fn one_of_to_any_of(v: &mut Value, root: &Value, at: &mut String, report: &mut Report) -> Result<()> {
+fn one_of_to_any_of(v: &mut Value, root: &Value, bytes: &ByteGrammar, at: &mut String, report: &mut Report) -> Result<()> {
     let Some(obj) = v.as_object_mut() else { return Ok(()) };
     if let Some(branches) = obj.get("oneOf").and_then(Value::as_array) {
         let n = branches.len();
@@ -765,11 +911,11 @@ fn one_of_to_any_of(v: &mut Value, root: &Value, at: &mut String, report: &mut R
         let mut exclusive: Vec<Value> = branches.clone();
         for i in 0..n {
             for j in 0..n {
-                if i != j && !disjoint(&branches[i], &branches[j], &context, root) {
+                if i != j && !disjoint(&branches[i], &branches[j], &context, root, bytes) {
                     if n > 8 {
                         return Err(unsupported(at, format!("\"oneOf\" with branches {i} and {j} that may both match")));
                     }
-                    let not_j = negate(&branches[j])
+                    let not_j = negate(&branches[j], root)
                         .map_err(|what| unsupported(at, format!("\"oneOf\" with branches {i} and {j} that may both match, {j} with {what}")))?;
                     exclusive[i] = json!({ "allOf": [exclusive[i].take(), not_j] });
                 }
@@ -788,12 +934,12 @@ fn one_of_to_any_of(v: &mut Value, root: &Value, at: &mut String, report: &mut R
         at.push('/');
         at.push_str(&escape(key));
         if SCHEMA_VALUED.contains(&key) || key == "items" && sub.is_object() {
-            one_of_to_any_of(sub, root, at, report)?;
+            one_of_to_any_of(sub, root, bytes, at, report)?;
         } else if SCHEMA_LISTS.contains(&key) || key == "items" {
             for (i, s) in sub.as_array_mut().into_iter().flatten().enumerate() {
                 let l = at.len();
                 at.push_str(&format!("/{i}"));
-                one_of_to_any_of(s, root, at, report)?;
+                one_of_to_any_of(s, root, bytes, at, report)?;
                 at.truncate(l);
             }
         } else if SCHEMA_MAPS.contains(&key) {
@@ -801,7 +947,7 @@ fn one_of_to_any_of(v: &mut Value, root: &Value, at: &mut String, report: &mut R
                 let l = at.len();
                 at.push('/');
                 at.push_str(&escape(name));
-                one_of_to_any_of(s, root, at, report)?;
+                one_of_to_any_of(s, root, bytes, at, report)?;
                 at.truncate(l);
             }
         }
@@ -952,11 +1098,23 @@ impl Facts {
 
 /// Whether no instance can match both `a` and `b` (conservative: `false` when unsure).
 /// Shown by: no common type; no common listed value; or a property one requires that the
-/// other forbids or constrains to values the first excludes (a discriminator).
-fn disjoint(a: &Value, b: &Value, context: &Value, root: &Value) -> bool {
+/// other forbids or constrains to values the first excludes (a discriminator); or else by
+/// the compiler finding their intersection empty (disjoint patterns, bounds…).
+fn disjoint(a: &Value, b: &Value, context: &Value, root: &Value, bytes: &ByteGrammar) -> bool {
     let within = |s: &Value| facts(&json!({ "allOf": [s, context] }), root, 0);
     let (fa, fb) = (within(a), within(b));
-    facts_disjoint(&fa, &fb, root, 0)
+    if facts_disjoint(&fa, &fb, root, 0) {
+        return true;
+    }
+    // Asked inside the document (its definitions for `$ref`s), as the document's draft.
+    let mut both = Map::new();
+    for (k, x) in root.as_object().into_iter().flatten() {
+        if !VALIDATION.contains(&k.as_str()) {
+            both.insert(k.clone(), x.clone());
+        }
+    }
+    both.insert("allOf".into(), json!([a, b, context]));
+    bytes.proves_empty(Value::Object(both))
 }
 
 fn facts_disjoint(fa: &Facts, fb: &Facts, root: &Value, depth: usize) -> bool {
@@ -1033,7 +1191,7 @@ pub fn ref_cycle(root: &Value) -> Option<Vec<String>> {
 }
 
 /// The pointer a local `$ref` names (`#`, `#/a/b`; percent-escapes decoded).
-fn local_target(r: &str) -> Option<String> {
+pub(super) fn local_target(r: &str) -> Option<String> {
     let fragment = r.strip_prefix('#')?.as_bytes();
     let mut out = Vec::with_capacity(fragment.len());
     let mut i = 0;
@@ -1091,6 +1249,55 @@ fn collect_in_place(v: &Value, at: String, edges: &mut Vec<(String, Vec<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_values_are_folded_and_misspellings_inside_still_refused() {
+        let mut s = json!({"allOf": [{"enum": [[1, 2], [3]]}, {"not": {"not": {"contains": {"const": 3}}}}], "$defs": {"a": {}}});
+        let report = prepare(&mut s).unwrap();
+        assert_eq!(s, json!({"enum": [[3]], "$defs": {"a": {}}}));
+        assert_eq!(report.rewritten, vec!["listed values checked at /"]);
+        // Nothing left: unsatisfiable, as llguidance will say.
+        let mut s = json!({"properties": {"p": {"enum": ["a"], "not": {"const": "a"}}}});
+        prepare(&mut s).unwrap();
+        assert_eq!(s, json!({"properties": {"p": {"allOf": [false]}}}));
+        let mut s = json!({"enum": [1], "not": {"maximun": 3}});
+        let e = prepare(&mut s).unwrap_err().to_string();
+        assert!(e.contains("did you mean \"maximum\"") && e.contains("at /not"), "{e}");
+    }
+
+    #[test]
+    fn property_names_by_pattern_become_the_only_pattern_property() {
+        let mut s = json!({"type": "object", "properties": {"ab": {"type": "integer"}, "A1": {}}, "propertyNames": {"$ref": "#/$defs/name"},
+                           "$defs": {"name": {"type": "string", "pattern": "^[a-z]+$"}}});
+        prepare(&mut s).unwrap();
+        assert_eq!(s["properties"], json!({"ab": {"type": "integer"}, "A1": false}));
+        assert_eq!(s["patternProperties"], json!({"^[a-z]+$": true}));
+        assert_eq!(s["additionalProperties"], json!(false));
+        let mut s = json!({"type": "object", "propertyNames": {"maxLength": 3}, "additionalProperties": {"type": "string"}});
+        prepare(&mut s).unwrap();
+        assert_eq!(s["patternProperties"], json!({"^[\\s\\S]{0,3}$": {"type": "string"}}));
+        // The additional schema would reach a listed property the pattern matches: refused.
+        let mut s = json!({"properties": {"ab": {}}, "propertyNames": {"pattern": "^a"}, "additionalProperties": {"type": "string"}});
+        assert!(prepare(&mut s).unwrap_err().to_string().contains("propertyNames"));
+    }
+
+    #[test]
+    fn one_of_branches_the_compiler_shows_disjoint_become_any_of() {
+        let mut s = json!({"oneOf": [{"type": "string", "pattern": "^-?[0-9]+/[0-9]+$"}, {"type": "string", "pattern": "^0x[0-9a-f]+$"}]});
+        prepare(&mut s).unwrap();
+        assert!(s.get("oneOf").is_none() && s["anyOf"].as_array().unwrap().len() == 2, "{s}");
+        // Patterns that overlap ("ab" matches both), and a `pattern` has no negation here.
+        let mut s = json!({"oneOf": [{"type": "string", "pattern": "a"}, {"type": "string", "pattern": "b"}]});
+        assert!(prepare(&mut s).is_err(), "{s}");
+    }
+
+    #[test]
+    fn not_of_a_ref_negates_what_it_names() {
+        let root = json!({"$defs": {"s": {"type": "string"}, "loop": {"anyOf": [{"type": "null"}, {"properties": {"next": {"$ref": "#/$defs/loop"}}}]}}});
+        assert_eq!(negate(&json!({"$ref": "#/$defs/s"}), &root).unwrap(), json!({"type": ["null", "boolean", "number", "array", "object"]}));
+        assert!(negate(&json!({"$ref": "#/$defs/loop"}), &root).unwrap_err().contains("recursive"));
+        assert!(negate(&json!({"$ref": "other.json#/a"}), &root).unwrap_err().contains("not local"));
+    }
 
     #[test]
     fn edit_distance_counts_edits() {
@@ -1156,11 +1363,11 @@ mod tests {
 
     #[test]
     fn negation_of_the_common_forms() {
-        assert_eq!(negate(&json!({"type": "string"})).unwrap(), json!({"type": ["null", "boolean", "number", "array", "object"]}));
-        assert_eq!(negate(&json!({})).unwrap(), json!(false));
-        assert!(negate(&json!({"pattern": "a"})).is_err());
-        assert!(negate(&json!({"type": "integer"})).is_err());
-        let r = negate(&json!({"required": ["a", "b"]})).unwrap();
+        assert_eq!(negate(&json!({"type": "string"}), &Value::Null).unwrap(), json!({"type": ["null", "boolean", "number", "array", "object"]}));
+        assert_eq!(negate(&json!({}), &Value::Null).unwrap(), json!(false));
+        assert!(negate(&json!({"pattern": "a"}), &Value::Null).is_err());
+        assert!(negate(&json!({"type": "integer"}), &Value::Null).is_err());
+        let r = negate(&json!({"required": ["a", "b"]}), &Value::Null).unwrap();
         assert_eq!(r["anyOf"].as_array().unwrap().len(), 2);
     }
 }
