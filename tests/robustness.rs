@@ -225,3 +225,17 @@ fn a_file_received_in_pieces_keeps_only_its_tensor_data() {
     r.push(&bad).unwrap();
     assert!(matches!(r.finish(), Err(Error::NotGguf(_))));
 }
+
+/// A chat template is part of an untrusted file: one that would render for hours (nested
+/// loops) runs out of its step budget and is a one-line typed error; real ones render.
+#[test]
+fn chat_templates_render_in_bounded_steps() {
+    let mut model = edgeslm_engine::Model::load(edgeslm_engine::Storage::open(model_path(SMOLLM2).to_str().unwrap()).unwrap()).unwrap();
+    let turn = edgeslm_engine::chat::render_user_turn(&model, "hi").unwrap();
+    assert!(turn.contains("<|im_start|>user\nhi<|im_end|>"), "{turn}");
+    let forever = "{% for i in range(10000) %}{% for j in range(10000) %}{{ i }}{% endfor %}{% endfor %}";
+    model.gguf.metadata.insert("tokenizer.chat_template".into(), edgeslm_engine::gguf::Value::String(forever.into()));
+    let e = edgeslm_engine::chat::render_user_turn(&model, "hi").unwrap_err();
+    assert_eq!(e.code().as_str(), "invalid-option", "{e}");
+    assert!(e.to_string().contains("fuel") && !e.to_string().contains('\n'), "{e}");
+}

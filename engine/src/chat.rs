@@ -4,6 +4,9 @@
 use crate::error::{Error, Result};
 use crate::model::Model;
 
+/// Rendering steps (minijinja's fuel) a chat template may take for one turn.
+pub const TEMPLATE_FUEL: u64 = 100_000;
+
 /// The prompt as a user message, followed by the assistant turn's opening.
 pub fn render_user_turn(model: &Model, prompt: &str) -> Result<String> {
     let template = model
@@ -11,6 +14,9 @@ pub fn render_user_turn(model: &Model, prompt: &str) -> Result<String> {
         .get_str("tokenizer.chat_template")
         .ok_or_else(|| Error::InvalidOption("the model has no chat template (tokenizer.chat_template)".into()))?;
     let mut env = minijinja::Environment::new();
+    // A template comes with the model file, which may be anyone's: nested loops could render
+    // for hours. Real templates take a few hundred steps for one turn.
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
         Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
     });
