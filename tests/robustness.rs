@@ -1,8 +1,44 @@
 //! Untrusted model files: every malformed input is a one-line typed error, quickly, with no
 //! panic and no allocation sized by a lying header.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
 use edgeslm_engine::{Error, Model};
 use edgeslm_tests::*;
+
+/// The system allocator, noting the largest single request made on each thread, so a test
+/// can show that no allocation is sized by what a hostile file claims.
+struct NotingLargest;
+
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+}
+
+unsafe impl GlobalAlloc for NotingLargest {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: NotingLargest = NotingLargest;
 
 /// A header with the architecture key, and `data` zero bytes after it.
 fn base() -> GgufWriter {
@@ -238,4 +274,16 @@ fn chat_templates_render_in_bounded_steps() {
     let e = edgeslm_engine::chat::render_user_turn(&model, "hi").unwrap_err();
     assert_eq!(e.code().as_str(), "invalid-option", "{e}");
     assert!(e.to_string().contains("fuel") && !e.to_string().contains('\n'), "{e}");
+}
+
+/// Found by fuzzing (scripts/fuzz gguf): a header claiming 2^32 layers made the loader
+/// reserve room for them (4.5 GB) before looking for their tensors.
+#[test]
+fn a_lying_block_count_sizes_no_allocation() {
+    let bytes = std::fs::read(root().join("tests/fixtures/fuzz/gguf-huge-block-count.gguf")).unwrap();
+    LARGEST.with(|l| l.set(0));
+    let e = Model::from_bytes(bytes.clone()).err().expect("a model with no layer tensors loaded");
+    let largest = LARGEST.with(Cell::get);
+    assert!(matches!(e, Error::Corrupt(_)), "{e:?}");
+    assert!(largest <= 4 * bytes.len() + (1 << 20), "an allocation of {largest} bytes for a {}-byte file", bytes.len());
 }

@@ -497,7 +497,9 @@ impl Weights {
             }
         }
 
-        let mut layers = Vec::with_capacity(c.n_layer);
+        // `block_count` is the file's word: nothing is sized by it before the layers' tensors
+        // are found (a lying header fails at the first missing one, not in a huge allocation).
+        let mut layers = Vec::new();
         for l in 0..c.n_layer {
             let p = |s: &str| format!("blk.{l}.{s}.weight");
             let bias = |s: &str, len: usize| opt_vector(&format!("blk.{l}.{s}.bias"), len);
