@@ -274,6 +274,10 @@ fn chat_templates_render_in_bounded_steps() {
     let e = edgeslm_engine::chat::render_user_turn(&model, "hi").unwrap_err();
     assert_eq!(e.code().as_str(), "invalid-option", "{e}");
     assert!(e.to_string().contains("fuel") && !e.to_string().contains('\n'), "{e}");
+    // Found by fuzzing: a template's own message is any text, newlines too; still one line.
+    model.gguf.metadata.insert("tokenizer.chat_template".into(), edgeslm_engine::gguf::Value::String("{{ raise_exception('no system\nrole') }}".into()));
+    let e = edgeslm_engine::chat::render_user_turn(&model, "hi").unwrap_err().to_string();
+    assert!(e.contains("no system role") && !e.contains('\n'), "{e}");
 }
 
 /// Found by fuzzing (scripts/fuzz gguf): a header claiming 2^32 layers made the loader

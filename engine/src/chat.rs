@@ -20,7 +20,11 @@ pub fn render_user_turn(model: &Model, prompt: &str) -> Result<String> {
     env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
         Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
     });
-    let bad = |e: minijinja::Error| Error::InvalidOption(format!("the model's chat template failed: {e}"));
+    // One line, whatever the template put in its message (`raise_exception` takes any text).
+    let bad = |e: minijinja::Error| {
+        let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        Error::InvalidOption(format!("the model's chat template failed: {text}"))
+    };
     env.add_template("chat", template).map_err(bad)?;
     let tok = &model.tokenizer;
     let special = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).unwrap_or_default().to_string();

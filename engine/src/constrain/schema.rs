@@ -131,7 +131,82 @@ pub fn prepare(schema: &mut Value) -> Result<Report> {
     walk(schema, &mut at, &mut report, &eval)?;
     let root = schema.clone();
     one_of_to_any_of(schema, &root, &bytes, &mut String::new(), &mut report)?;
+    number_ranges(schema, schema, &mut String::new())?;
     Ok(report)
+}
+
+/// llguidance 1.9's grammar for a number range with an exclusive integer end and the other
+/// end within one of it, such as (0, 0.5) or (-1.5, -1), also admits that end ("0", "-1"):
+/// such a range is refused rather than enforced loosely. Bounds meet where llguidance
+/// intersects schemas (a schema, its `allOf`/`anyOf`/`oneOf` members, what `$ref` names), so
+/// every bound in that reach is paired with every other.
+fn number_ranges(v: &Value, root: &Value, at: &mut String) -> Result<()> {
+    let Some(obj) = v.as_object() else { return Ok(()) };
+    let (mut lower, mut upper) = (Vec::new(), Vec::new());
+    bounds_in_place(v, root, &mut lower, &mut upper, 0);
+    for &(l, l_excl) in &lower {
+        for &(u, u_excl) in &upper {
+            let loose = (l_excl && l >= 0.0 && l.fract() == 0.0 && l < u && u < l + 1.0)
+                || (u_excl && u <= 0.0 && u.fract() == 0.0 && u - 1.0 < l && l < u);
+            if loose {
+                let end = if l_excl && l >= 0.0 && l.fract() == 0.0 && u < l + 1.0 { l } else { u };
+                return Err(unsupported(at, format!("the number range from {l} to {u} (llguidance's grammar for it admits the excluded {end})")));
+            }
+        }
+    }
+    let len = at.len();
+    for (k, sub) in obj {
+        let key = k.as_str();
+        let children: Vec<(String, &Value)> = if SCHEMA_VALUED.contains(&key) || key == "items" && sub.is_object() {
+            vec![(String::new(), sub)]
+        } else if key == "items" || SCHEMA_LISTS.contains(&key) {
+            sub.as_array().into_iter().flatten().enumerate().map(|(i, s)| (format!("/{i}"), s)).collect()
+        } else if SCHEMA_MAPS.contains(&key) {
+            sub.as_object().into_iter().flatten().map(|(n, s)| (format!("/{}", escape(n)), s)).collect()
+        } else {
+            continue;
+        };
+        at.push('/');
+        at.push_str(&escape(key));
+        for (suffix, s) in children {
+            let l = at.len();
+            at.push_str(&suffix);
+            number_ranges(s, root, at)?;
+            at.truncate(l);
+        }
+        at.truncate(len);
+    }
+    Ok(())
+}
+
+/// The numeric bounds of `v` and of the schemas it applies in place: (value, exclusive).
+fn bounds_in_place(v: &Value, root: &Value, lower: &mut Vec<(f64, bool)>, upper: &mut Vec<(f64, bool)>, depth: usize) {
+    let Some(obj) = v.as_object() else { return };
+    if depth > 16 {
+        return;
+    }
+    // Draft 4: a boolean `exclusiveMinimum` makes `minimum` strict.
+    let strict = |k: &str| obj.get(k) == Some(&Value::Bool(true));
+    if let Some(m) = obj.get("minimum").and_then(Value::as_f64) {
+        lower.push((m, strict("exclusiveMinimum")));
+    }
+    if let Some(m) = obj.get("exclusiveMinimum").and_then(Value::as_f64) {
+        lower.push((m, true));
+    }
+    if let Some(m) = obj.get("maximum").and_then(Value::as_f64) {
+        upper.push((m, strict("exclusiveMaximum")));
+    }
+    if let Some(m) = obj.get("exclusiveMaximum").and_then(Value::as_f64) {
+        upper.push((m, true));
+    }
+    for k in ["allOf", "anyOf", "oneOf"] {
+        for s in obj.get(k).and_then(Value::as_array).into_iter().flatten() {
+            bounds_in_place(s, root, lower, upper, depth + 1);
+        }
+    }
+    if let Some(t) = obj.get("$ref").and_then(Value::as_str).and_then(|r| resolve(root, r)) {
+        bounds_in_place(t, root, lower, upper, depth + 1);
+    }
 }
 
 fn escape(name: &str) -> String {
@@ -1297,6 +1372,31 @@ mod tests {
         assert_eq!(negate(&json!({"$ref": "#/$defs/s"}), &root).unwrap(), json!({"type": ["null", "boolean", "number", "array", "object"]}));
         assert!(negate(&json!({"$ref": "#/$defs/loop"}), &root).unwrap_err().contains("recursive"));
         assert!(negate(&json!({"$ref": "other.json#/a"}), &root).unwrap_err().contains("not local"));
+    }
+
+    #[test]
+    fn number_ranges_the_grammar_would_widen_are_refused() {
+        // Found by fuzzing: `not` of [0.5, 0] made the interval (0, 0.5), whose grammar admits 0.
+        for schema in [
+            json!({"not": {"enum": ["ab", 0.5, 0]}}),
+            json!({"type": "number", "exclusiveMinimum": 1, "maximum": 1.5}),
+            json!({"allOf": [{"exclusiveMinimum": 0}, {"anyOf": [{"maximum": 0.5}, {"type": "string"}]}]}),
+            json!({"exclusiveMinimum": -0.5, "exclusiveMaximum": 0}),
+            json!({"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 2, "exclusiveMinimum": true, "maximum": 2.5}),
+        ] {
+            let mut s = schema.clone();
+            let e = prepare(&mut s).unwrap_err().to_string();
+            assert!(e.contains("number range"), "{schema}: {e}");
+        }
+        for schema in [
+            json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
+            json!({"type": "number", "minimum": 0, "maximum": 0.5}),
+            json!({"type": "number", "exclusiveMinimum": 0.2, "exclusiveMaximum": 0.5}),
+            json!({"not": {"enum": [0, 2]}}),
+        ] {
+            let mut s = schema.clone();
+            prepare(&mut s).unwrap_or_else(|e| panic!("{schema}: {e}"));
+        }
     }
 
     #[test]
