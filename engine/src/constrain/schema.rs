@@ -157,18 +157,9 @@ fn number_ranges(v: &Value, root: &Value, at: &mut String) -> Result<()> {
     let len = at.len();
     for (k, sub) in obj {
         let key = k.as_str();
-        let children: Vec<(String, &Value)> = if SCHEMA_VALUED.contains(&key) || key == "items" && sub.is_object() {
-            vec![(String::new(), sub)]
-        } else if key == "items" || SCHEMA_LISTS.contains(&key) {
-            sub.as_array().into_iter().flatten().enumerate().map(|(i, s)| (format!("/{i}"), s)).collect()
-        } else if SCHEMA_MAPS.contains(&key) {
-            sub.as_object().into_iter().flatten().map(|(n, s)| (format!("/{}", escape(n)), s)).collect()
-        } else {
-            continue;
-        };
         at.push('/');
         at.push_str(&escape(key));
-        for (suffix, s) in children {
+        for (suffix, s) in subschemas(key, sub) {
             let l = at.len();
             at.push_str(&suffix);
             number_ranges(s, root, at)?;
@@ -295,6 +286,20 @@ fn fold(v: &mut Value, at: &str, eval: &Evaluator) -> Result<bool> {
     Ok(true)
 }
 
+/// The schemas a keyword's value holds, each with its pointer below the keyword (`""`,
+/// `/0`, `/name`); none for keywords whose value is not schemas.
+fn subschemas<'a>(key: &str, sub: &'a Value) -> Vec<(String, &'a Value)> {
+    if SCHEMA_VALUED.contains(&key) || key == "items" && sub.is_object() {
+        vec![(String::new(), sub)]
+    } else if key == "items" || SCHEMA_LISTS.contains(&key) {
+        sub.as_array().into_iter().flatten().enumerate().map(|(i, s)| (format!("/{i}"), s)).collect()
+    } else if SCHEMA_MAPS.contains(&key) || key == "dependencies" {
+        sub.as_object().into_iter().flatten().map(|(n, s)| (format!("/{}", escape(n)), s)).collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// The near-miss check of [`walk`] alone, over every schema in `v`.
 fn spelling(v: &Value, at: &mut String) -> Result<()> {
     let Some(obj) = v.as_object() else { return Ok(()) };
@@ -307,16 +312,7 @@ fn spelling(v: &Value, at: &mut String) -> Result<()> {
         }
         at.push('/');
         at.push_str(&escape(key));
-        let children: Vec<(String, &Value)> = if SCHEMA_VALUED.contains(&key) || key == "items" && sub.is_object() {
-            vec![(String::new(), sub)]
-        } else if key == "items" || SCHEMA_LISTS.contains(&key) {
-            sub.as_array().into_iter().flatten().enumerate().map(|(i, s)| (format!("/{i}"), s)).collect()
-        } else if SCHEMA_MAPS.contains(&key) || key == "dependencies" {
-            sub.as_object().into_iter().flatten().map(|(n, s)| (format!("/{}", escape(n)), s)).collect()
-        } else {
-            Vec::new()
-        };
-        for (suffix, s) in children {
+        for (suffix, s) in subschemas(key, sub) {
             let l = at.len();
             at.push_str(&suffix);
             spelling(s, at)?;
