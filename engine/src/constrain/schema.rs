@@ -124,6 +124,7 @@ pub fn prepare(schema: &mut Value) -> Result<Report> {
     if let Some(cycle) = ref_cycle(schema) {
         return Err(Error::InvalidSchema(format!("$ref cycle {}: the schema demands itself with no output in between", cycle.join(" -> "))));
     }
+    spelling(schema, &mut String::new())?;
     let original = schema.clone();
     let bytes = ByteGrammar::default();
     let eval = Evaluator::new(&original, &bytes);
@@ -220,7 +221,7 @@ fn unsupported(at: &str, what: impl std::fmt::Display) -> Error {
 /// a schema of listed values with a keyword llguidance lacks is folded into the values
 /// that match it instead ([`listed`]).
 fn walk(v: &mut Value, at: &mut String, report: &mut Report, eval: &Evaluator) -> Result<()> {
-    if fold(v, at, eval)? {
+    if fold(v, eval) {
         report.rewritten.push(format!("listed values checked at {}", here(at)));
         return Ok(());
     }
@@ -228,8 +229,8 @@ fn walk(v: &mut Value, at: &mut String, report: &mut Report, eval: &Evaluator) -
     let len = at.len();
     for (k, sub) in obj.iter_mut() {
         let key = k.as_str();
+        // Unknown names constrain nothing (misspelt keywords were refused before the walk).
         if !VALIDATION.contains(&key) && !OTHER_KEYWORDS.contains(&key) {
-            near_miss(key, sub, at)?;
             continue;
         }
         at.push('/');
@@ -262,14 +263,12 @@ fn walk(v: &mut Value, at: &mut String, report: &mut Report, eval: &Evaluator) -
 }
 
 /// Replace a listed-values schema that needs it by the values that match it (keeping the
-/// definitions other schemas may refer to); whether it was. Misspelt keywords inside are
-/// still errors, as they would be unfolded.
-fn fold(v: &mut Value, at: &str, eval: &Evaluator) -> Result<bool> {
+/// definitions other schemas may refer to); whether it was.
+fn fold(v: &mut Value, eval: &Evaluator) -> bool {
     if listed::listed_values(v).is_none() || !listed::needs_folding(v, eval.root()) {
-        return Ok(false);
+        return false;
     }
-    spelling(v, &mut at.to_string())?;
-    let Some(kept) = eval.fold(v) else { return Ok(false) };
+    let Some(kept) = eval.fold(v) else { return false };
     let obj = v.as_object_mut().expect("listed values are in an object");
     let mut folded = Map::new();
     for k in ["$schema", "$id", "id", "$defs", "definitions"] {
@@ -283,7 +282,7 @@ fn fold(v: &mut Value, at: &str, eval: &Evaluator) -> Result<bool> {
         folded.insert("enum".into(), Value::Array(kept));
     }
     *v = Value::Object(folded);
-    Ok(true)
+    true
 }
 
 /// The schemas a keyword's value holds, each with its pointer below the keyword (`""`,
@@ -300,7 +299,8 @@ fn subschemas<'a>(key: &str, sub: &'a Value) -> Vec<(String, &'a Value)> {
     }
 }
 
-/// The near-miss check of [`walk`] alone, over every schema in `v`.
+/// Misspelt validation keywords anywhere in `v` (`maximun`, `requried`…): refused, since
+/// ignoring them would drop the constraint their writer meant.
 fn spelling(v: &Value, at: &mut String) -> Result<()> {
     let Some(obj) = v.as_object() else { return Ok(()) };
     let len = at.len();
