@@ -4,7 +4,7 @@
 
 use edgeslm_engine::{error::table_markdown, ClassifyOptions, Constraint, ErrorCode, GenerateOptions, Instance, Model};
 use edgeslm_host::{ClassifyOptions as WitClassifyOptions, Constraint as WitConstraint, GenerateOptions as WitGenerateOptions, Host};
-use edgeslm_tests::{model_path, root, SMOLLM2};
+use edgeslm_tests::{bad_model_files, model_path, root, SMOLLM2};
 
 /// The cases of `enum error-code` in wit/runtime.wit, in order.
 fn wit_codes() -> Vec<String> {
@@ -123,6 +123,63 @@ fn cli_schema_errors_are_one_line() {
         assert!(!out.status.success(), "{name}: succeeded");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: {stderr}");
         assert!(stderr.contains(expect), "{name}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every code of the table through the CLI, on both backends: one bad input each, one line
+/// on stderr (the engine's message, whose start names the code), exit status 1, no usage
+/// text.
+#[test]
+fn every_code_through_the_cli() {
+    let dir = std::env::temp_dir().join(format!("edgeslm-every-code-{}", std::process::id()));
+    let mut cases: Vec<(ErrorCode, Vec<String>, &str)> = bad_model_files(&dir)
+        .into_iter()
+        .map(|(code, file, says)| (code, vec!["tokenize".into(), "--model".into(), file.display().to_string(), "hi".into()], says))
+        .collect();
+    let file = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).unwrap();
+        dir.join(name).display().to_string()
+    };
+    let smol = model_path(SMOLLM2).display().to_string();
+    let gen = |extra: &[&str]| {
+        let mut a: Vec<String> = ["generate", "--model", &smol].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let long = "word ".repeat(9000);
+    cases.extend([
+        (ErrorCode::ContextOverflow, gen(&[&long]), "context overflow: "),
+        (ErrorCode::InvalidOption, gen(&["--temperature", "-1", "hi"]), "invalid option: "),
+        (ErrorCode::InvalidLabels, vec!["classify".into(), "--model".into(), smol.clone(), "--labels".into(), "only".into(), "x".into()], "invalid labels: "),
+        (ErrorCode::InvalidSchema, gen(&["--schema", &file("bad.json", "{\"type\": "), "x"]), "invalid JSON schema: "),
+        (ErrorCode::UnsupportedSchema, gen(&["--schema", &file("typo.json", r#"{"type": "integer", "maximun": 3}"#), "x"]), "unsupported JSON schema: "),
+        (ErrorCode::InvalidRegex, gen(&["--regex", "(", "x"]), "invalid regex: "),
+        (ErrorCode::InvalidGrammar, gen(&["--grammar", &file("bad.lark", "start: ("), "x"]), "invalid grammar: "),
+        (
+            ErrorCode::ConstraintUnsatisfiable,
+            gen(&["--schema", &file("impossible.json", r#"{"type": "string", "minLength": 5, "maxLength": 2}"#), "x"]),
+            "constraint cannot be satisfied: ",
+        ),
+        (ErrorCode::OutputTruncated, gen(&["--regex", "[0-9]{40}", "--max-tokens", "2", "x"]), "output truncated: "),
+    ]);
+    let covered: Vec<ErrorCode> = cases.iter().map(|c| c.0).collect();
+    for code in ErrorCode::ALL {
+        assert!(covered.contains(code), "no CLI case for {code}");
+    }
+    for backend in ["portable", "wasi-nn"] {
+        for (code, args, says) in &cases {
+            let out = std::process::Command::new(root().join("target/release/edgeslm"))
+                .args(args)
+                .args(["--quiet", "--backend", backend])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let what = format!("{code} ({backend})");
+            assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+            assert!(stderr.starts_with(&format!("edgeslm: error: {says}")), "{what}: {stderr}");
+        }
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -521,3 +521,67 @@ fn deadline_and_overload_are_typed_503s() {
     assert_error(&replies[1], 503, "timeout");
     assert_eq!(get(addr, "/v1/health").status, 200, "the slot is free again");
 }
+
+/// Every code of the engine's table through the service: the model-class codes from an
+/// unbaked instance pointed at a bad file (503 `model_unavailable`, the engine's line), the
+/// request and output codes from the baked one (their own type); every message one line.
+#[test]
+fn every_code_through_the_service() {
+    use edgeslm_engine::ErrorCode;
+    let one_line = |r: &Reply| {
+        let m = r.body["error"]["message"].as_str().unwrap().to_string();
+        assert!(!m.contains('\n'), "{m:?}");
+        m
+    };
+    let mut seen = Vec::new();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("edgeslm-bad-models");
+    let mut req = example("classify.json");
+    req["route"] = json!("local");
+    for (code, file, says) in bad_model_files(&dir) {
+        let options = match code {
+            // Nothing to preopen: the guest looks for a file the host never gave it.
+            ErrorCode::FileNotFound => ServeOptions { env: vec![("EDGESLM_MODEL".into(), "/model/missing.gguf".into())], ..Default::default() },
+            _ => ServeOptions { model: Some(file), ..Default::default() },
+        };
+        let addr = start(service_component(), options);
+        let r = post(addr, "/v1/classify", &req);
+        assert_error(&r, 503, "model_unavailable");
+        assert!(one_line(&r).contains(says), "{code}: {}", r.body);
+        seen.push(code);
+    }
+
+    let addr = server();
+    let ticket = example("ticket.json");
+    let with_options = |o: Value| {
+        let mut b = ticket.clone();
+        b["options"] = o;
+        b
+    };
+    let mut labels = req.clone();
+    labels["labels"] = json!(["only"]);
+    let requests = [
+        (ErrorCode::ContextOverflow, "/v1/generate", with_options(json!({ "max_tokens": 1_000_000 }))),
+        (ErrorCode::InvalidOption, "/v1/generate", with_options(json!({ "temperature": -1.0 }))),
+        (ErrorCode::InvalidLabels, "/v1/classify", labels),
+        (ErrorCode::InvalidSchema, "/v1/generate", json!({ "prompt": "x", "json_schema": "{not json" })),
+        (ErrorCode::UnsupportedSchema, "/v1/generate", json!({ "prompt": "x", "json_schema": { "type": "integer", "maximun": 3 } })),
+        (ErrorCode::InvalidRegex, "/v1/generate", json!({ "prompt": "x", "regex": "(" })),
+        (ErrorCode::InvalidGrammar, "/v1/generate", json!({ "prompt": "x", "grammar": "start: (" })),
+        (
+            ErrorCode::ConstraintUnsatisfiable,
+            "/v1/generate",
+            json!({ "prompt": "x", "json_schema": { "type": "string", "minLength": 5, "maxLength": 2 } }),
+        ),
+        (ErrorCode::OutputTruncated, "/v1/generate", with_options(json!({ "max_tokens": 3 }))),
+    ];
+    for (code, path, body) in requests {
+        let r = post(addr, path, &body);
+        let status = if code.class() == edgeslm_engine::ErrorClass::Output { 422 } else { 400 };
+        assert_error(&r, status, &code.as_str().replace('-', "_"));
+        one_line(&r);
+        seen.push(code);
+    }
+    for code in ErrorCode::ALL {
+        assert!(seen.contains(code), "no case for {code}");
+    }
+}

@@ -248,3 +248,28 @@ impl GgufWriter {
         self.bytes_with_counts(self.n_tensors, self.n_kv)
     }
 }
+
+/// One model file per model-class error code, written into `dir`, with the start of the
+/// engine's message for it: what a user could point edgeslm at by mistake. tests/errors.rs
+/// walks them through the CLI, tests/http_service.rs through the service.
+pub fn bad_model_files(dir: &Path) -> Vec<(edgeslm_engine::ErrorCode, PathBuf, &'static str)> {
+    use edgeslm_engine::ErrorCode::*;
+    std::fs::create_dir_all(dir.join("a-directory.gguf")).unwrap();
+    std::fs::write(dir.join("notes.gguf"), "these are notes, not a model\n").unwrap();
+    let mut g = GgufWriter::default();
+    g.str("general.architecture", "mamba").tensor_info("t", &[32], 0, 0).pad(4096);
+    std::fs::write(dir.join("mamba.gguf"), g.bytes()).unwrap();
+    let mut g = GgufWriter::default();
+    g.str("general.architecture", "llama").tensor_info("t", &[256], 10, 0).pad(4096); // Q2_K
+    std::fs::write(dir.join("q2k.gguf"), g.bytes()).unwrap();
+    let real = std::fs::read(model_path(SMOLLM2)).unwrap();
+    std::fs::write(dir.join("truncated.gguf"), &real[..4 << 20]).unwrap();
+    vec![
+        (FileNotFound, dir.join("missing.gguf"), "file not found: "),
+        (NotGguf, dir.join("notes.gguf"), "not a GGUF file: "),
+        (UnsupportedArchitecture, dir.join("mamba.gguf"), "unsupported architecture: mamba"),
+        (UnsupportedTensorType, dir.join("q2k.gguf"), "unsupported tensor type Q2_K"),
+        (CorruptFile, dir.join("truncated.gguf"), "corrupt or truncated model file: "),
+        (Io, dir.join("a-directory.gguf"), "i/o error: "),
+    ]
+}

@@ -180,8 +180,13 @@ fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Re
     let constraint = req.constraint()?;
     let d = engine::GenerateOptions::default();
     let o = &req.options;
+    let max_tokens = o.max_tokens.unwrap_or(d.max_tokens);
+    if let Some(limit) = config.max_tokens.filter(|&l| max_tokens > l) {
+        let m = format!("max_tokens {max_tokens} is over this service's limit of {limit} (EDGESLM_MAX_TOKENS)");
+        return Err(engine_error(engine::Error::InvalidOption(m)));
+    }
     let opts = engine::GenerateOptions {
-        max_tokens: o.max_tokens.unwrap_or(d.max_tokens),
+        max_tokens,
         sampler: engine::SamplerConfig::with(o.temperature, o.top_k, o.top_p, o.seed),
         stop: vec![],
         parse_special: o.parse_special.unwrap_or(d.parse_special),

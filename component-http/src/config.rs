@@ -11,6 +11,9 @@ const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 5000;
 
 pub struct Config {
     pub max_body_bytes: usize,
+    /// `EDGESLM_MAX_TOKENS`: the most tokens a /v1/generate request may ask for (its
+    /// `max_tokens`, default 128); unset, only the context window bounds it.
+    pub max_tokens: Option<u32>,
     /// `EDGESLM_MODEL`: the GGUF an unbaked instance loads (its directory preopened).
     pub model_path: Option<String>,
     pub upstream: Option<Upstream>,
@@ -35,7 +38,7 @@ pub struct Upstream {
 impl Config {
     /// Inside the bake: defaults, local answers only.
     pub fn for_bake() -> Config {
-        Config { max_body_bytes: usize::MAX, model_path: None, upstream: None, min_confidence: None, min_logprob: None }
+        Config { max_body_bytes: usize::MAX, max_tokens: None, model_path: None, upstream: None, min_confidence: None, min_logprob: None }
     }
 
     pub fn from_env() -> Result<Config, String> {
@@ -49,6 +52,11 @@ impl Config {
             Some(n) if n >= 1.0 => n as usize,
             Some(n) => return Err(format!("EDGESLM_MAX_BODY_BYTES={n} must be at least 1")),
             None => DEFAULT_MAX_BODY,
+        };
+        let max_tokens = match number("EDGESLM_MAX_TOKENS")? {
+            Some(n) if (1.0..=u32::MAX as f64).contains(&n) => Some(n as u32),
+            Some(n) => return Err(format!("EDGESLM_MAX_TOKENS={n} must be at least 1")),
+            None => None,
         };
         let upstream = match var("EDGESLM_UPSTREAM_URL") {
             None => None,
@@ -71,6 +79,7 @@ impl Config {
         };
         Ok(Config {
             max_body_bytes,
+            max_tokens,
             model_path: var("EDGESLM_MODEL"),
             upstream,
             min_confidence: number("EDGESLM_ROUTE_MIN_CONFIDENCE")?,

@@ -32,20 +32,16 @@ fn read_request(request: &IncomingRequest, cap: usize) -> Result<Request, Respon
         Method::Other(m) => m,
     };
     let target = request.path_with_query().unwrap_or_else(|| "/".into());
-    let path = target.split('?').next().unwrap_or("/").to_string();
-    let too_large = || wire::error(413, "body_too_large", format!("the request body is larger than {cap} bytes"));
+    let path = wire::path_of(&target).to_string();
     // A declared length over the cap is refused before reading anything.
-    let declared = request.headers().get("content-length");
-    if let Some(n) = declared.first().and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok()) {
-        if n > cap as u64 {
-            return Err(too_large());
-        }
+    if wire::declared_length(&request.headers().get("content-length")).is_some_and(|n| n > cap as u64) {
+        return Err(wire::too_large(cap));
     }
     let body = request.consume().map_err(|_| wire::error(500, "internal", "the request body was already taken"))?;
     let bytes = {
         let stream = body.stream().map_err(|_| wire::error(500, "internal", "the request body has no stream"))?;
         read_capped(&stream, cap).map_err(|e| match e {
-            ReadError::TooLarge => too_large(),
+            ReadError::TooLarge => wire::too_large(cap),
             ReadError::Stream(m) => wire::error(400, "bad_body", format!("reading the request body: {m}")),
         })?
     };

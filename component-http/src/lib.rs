@@ -26,6 +26,25 @@ use edgeslm_engine as engine;
 use engine::timing::Stopwatch;
 use state::{Origin, Service, PENDING, SERVICE};
 
+pub use config::{Config, Upstream};
+
+/// The service without wasi:http, as `incoming-handler` answers once the request is read:
+/// its method, target (path and query), `content-length` values and body, against `config`.
+/// For the fuzz target (tests/fuzz) and native callers; the component itself goes through
+/// `http.rs`, which streams the body under the same cap.
+pub fn respond(method: &str, target: &str, content_length: &[Vec<u8>], body: &[u8], config: &Config) -> (u16, serde_json::Value) {
+    let cap = config.max_body_bytes;
+    let over = wire::declared_length(content_length).is_some_and(|n| n > cap as u64) || body.len() > cap;
+    let response = if over {
+        wire::too_large(cap)
+    } else {
+        let request = wire::Request { method: method.to_string(), path: wire::path_of(target).to_string(), body: body.to_vec() };
+        api::handle(&request, config)
+    };
+    (response.status, response.body)
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Component;
 
 impl Guest for Component {
@@ -97,4 +116,7 @@ impl exports::wasi::http::incoming_handler::Guest for Component {
     }
 }
 
+// The exports exist only in the component (their names are not native symbol names); the
+// native build is the rlib the fuzz target calls `respond` in.
+#[cfg(target_arch = "wasm32")]
 export!(Component);

@@ -20,8 +20,27 @@ pub struct Response {
     pub allow: Option<&'static str>,
 }
 
+/// An error answer. Its message is one line, though it may quote the request (serde's
+/// "unknown field" names the field as sent).
 pub fn error(status: u16, kind: &str, message: impl Into<String>) -> Response {
-    Response { status, body: json!({ "error": { "type": kind, "message": message.into() } }), allow: None }
+    let message = engine::error::one_line(&message.into()).into_owned();
+    Response { status, body: json!({ "error": { "type": kind, "message": message } }), allow: None }
+}
+
+/// The path of a request target (`/v1/generate?x=1` → `/v1/generate`).
+pub fn path_of(target: &str) -> &str {
+    target.split('?').next().unwrap_or("/")
+}
+
+/// A `content-length` header's value, when it is one decimal number (anything else is left
+/// to the body's reading, which the cap bounds anyway).
+pub fn declared_length(values: &[Vec<u8>]) -> Option<u64> {
+    values.first().and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
+}
+
+/// 413: the body passed the configured cap.
+pub fn too_large(cap: usize) -> Response {
+    error(413, "body_too_large", format!("the request body is larger than {cap} bytes"))
 }
 
 pub fn ok(body: Value) -> Response {

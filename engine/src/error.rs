@@ -143,9 +143,38 @@ impl Error {
     }
 }
 
+/// Every message is one line, even where it quotes the caller's input (a file name, a label,
+/// a template's text): line breaks and other control characters are written as escapes.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        f.write_str(&one_line(&Message(self).to_string()))
+    }
+}
+
+/// A message as one line: control characters (`\n`, `\r`, `\t`, NUL…) become escapes.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// An error's message as written, before [`one_line`].
+struct Message<'a>(&'a Error);
+
+impl fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             Error::FileNotFound(p) => write!(f, "file not found: {p}"),
             Error::NotGguf(m) => write!(f, "not a GGUF file: {m}"),
             Error::UnsupportedArchitecture(a) => write!(f, "unsupported architecture: {a}"),
@@ -195,6 +224,13 @@ pub fn table_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_one_line() {
+        let e = Error::InvalidLabels("label \"a\nb\r\u{0}\" twice".into());
+        assert_eq!(e.to_string(), r#"invalid labels: label "a\nb\r\u{0}" twice"#);
+        assert_eq!(one_line("plain"), "plain");
+    }
 
     #[test]
     fn codes_are_unique_and_round_trip() {

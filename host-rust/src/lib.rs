@@ -146,7 +146,7 @@ impl Host {
             wasi.preopened_dir(dir, GUEST_MODEL_DIR, FsPerms::ReadOnly)
                 .map_err(|e| anyhow!("cannot open directory {}: {e}", dir.display()))?;
         }
-        let nn = nn::NnState { registry: self.registry.clone() };
+        let nn = nn::NnState::new(self.registry.clone());
         let mut store = Store::new(&self.engine, State { wasi: wasi.build(), nn, table: ResourceTable::new() });
         let bindings = Runtime::instantiate(&mut store, &self.component, &self.linker)?;
         Ok(Session { store, bindings })
@@ -337,12 +337,7 @@ pub fn guest_path(file: &Path) -> Result<String> {
 /// [`Backend::WasiNn`], the host first loads it natively, once, and serves it by name).
 /// Returns the session, the model handle and the load time in milliseconds.
 pub fn open_model(host: &Host, model: &Path) -> Result<(Session, Model, f64)> {
-    if !model.exists() {
-        bail!("file not found: {}", model.display());
-    }
-    if model.is_dir() {
-        bail!("{} is a directory, not a model file", model.display());
-    }
+    check_model_file(model)?;
     let abs = model.canonicalize().with_context(|| format!("cannot resolve {}", model.display()))?;
     let dir = abs.parent().ok_or_else(|| anyhow!("model path has no directory"))?;
     let t = Instant::now();
@@ -352,6 +347,18 @@ pub fn open_model(host: &Host, model: &Path) -> Result<(Session, Model, f64)> {
     let mut session = host.instantiate(Some(dir))?;
     let m = session.load(&abs)?.map_err(|e| anyhow!(e.message()))?;
     Ok((session, m, ms(t)))
+}
+
+/// A model path that is not a file, as the engine's own error (and line): checked before the
+/// path is resolved for the guest.
+pub fn check_model_file(model: &Path) -> Result<()> {
+    if !model.exists() {
+        bail!("{}", edgeslm_engine::Error::FileNotFound(model.display().to_string()));
+    }
+    if model.is_dir() {
+        bail!("{}", edgeslm_engine::Error::Io(format!("{} is a directory", model.display())));
+    }
+    Ok(())
 }
 
 pub(crate) fn ms(t: Instant) -> f64 {

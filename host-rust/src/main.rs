@@ -166,10 +166,29 @@ fn main() -> ExitCode {
         Err(e) => {
             // One readable line: the outermost context and its root cause.
             let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            eprintln!("edgeslm: error: {msg}");
+            eprintln!("edgeslm: error: {}", edgeslm_engine::error::one_line(&msg));
+            if e.chain().any(|c| c.is::<UsageError>()) {
+                eprintln!("{USAGE}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// A mistake on the command line: its line is followed by the usage text (and only then).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(message: String) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message))
 }
 
 /// A file named on the command line that cannot be used (missing, unreadable, not UTF-8).
@@ -200,7 +219,7 @@ fn run(argv: Vec<String>) -> Result<()> {
         _ => {}
     }
     // The usage text follows a mistake on the command line, not a file that cannot be read.
-    let args = parse(argv).map_err(|e| if e.is::<InputError>() { e } else { anyhow!("{e}\n{USAGE}") })?;
+    let args = parse(argv).map_err(|e| if e.is::<InputError>() { e } else { usage(format!("{e:#}")) })?;
     let env = match args.backend {
         Backend::Portable => "EDGESLM_COMPONENT",
         Backend::WasiNn => "EDGESLM_COMPONENT_NN",
@@ -225,12 +244,10 @@ fn run(argv: Vec<String>) -> Result<()> {
         edgeslm_engine::parallel::set_threads(n).map_err(|e| anyhow!("--threads {n}: {e}"))?;
     }
     if !["info", "tokenize", "generate", "classify"].contains(&args.command.as_str()) {
-        bail!("unknown command '{}'\n{USAGE}", args.command);
+        return Err(usage(format!("unknown command '{}'", args.command)));
     }
     let model_path = args.model.clone().ok_or_else(|| anyhow!("--model FILE is required"))?;
-    if !model_path.is_file() {
-        bail!("file not found: {}", model_path.display());
-    }
+    edgeslm_host::check_model_file(&model_path)?;
     let say = |m: String| {
         if !args.quiet {
             eprintln!("{m}");
@@ -283,7 +300,7 @@ fn run(argv: Vec<String>) -> Result<()> {
         }
         "generate" => generate(&args, &mut session, model, load_ms, &say)?,
         "classify" => classify(&args, &mut session, model, &say)?,
-        other => bail!("unknown command '{other}'\n{USAGE}"),
+        other => return Err(usage(format!("unknown command '{other}'"))),
     }
     Ok(())
 }
@@ -291,7 +308,7 @@ fn run(argv: Vec<String>) -> Result<()> {
 fn one_positional(args: &Args, what: &str) -> Result<String> {
     match args.positional.as_slice() {
         [one] => Ok(one.clone()),
-        [] => bail!("{what} is missing\n{USAGE}"),
+        [] => return Err(usage(format!("{what} is missing"))),
         _ => bail!("expected one {what} argument, got {} (quote it)", args.positional.len()),
     }
 }
@@ -481,7 +498,7 @@ fn serve(argv: &[String]) -> Result<()> {
     options.env = std::env::vars().filter(|(k, _)| k.starts_with("EDGESLM_") && !k.starts_with("EDGESLM_COMPONENT")).collect();
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value\n{USAGE}"));
+        let mut value = || it.next().cloned().ok_or_else(|| usage(format!("{arg} needs a value")));
         match arg.as_str() {
             "--addr" => addr = value()?.parse().map_err(|e| anyhow!("--addr: {e} (e.g. 127.0.0.1:8080)"))?,
             "--model" | "-m" => options.model = Some(PathBuf::from(value()?)),
@@ -505,7 +522,7 @@ fn serve(argv: &[String]) -> Result<()> {
                 options.env.retain(|(key, _)| *key != k);
                 options.env.push((k, v));
             }
-            s if s.starts_with('-') => bail!("unknown option {s}\n{USAGE}"),
+            s if s.starts_with('-') => return Err(usage(format!("unknown option {s}"))),
             s => component = Some(PathBuf::from(s)),
         }
     }
@@ -516,9 +533,7 @@ fn serve(argv: &[String]) -> Result<()> {
         })?,
     };
     if let Some(m) = &options.model {
-        if !m.is_file() {
-            bail!("file not found: {}", m.display());
-        }
+        edgeslm_host::check_model_file(m)?;
     }
     eprintln!("edgeslm serve: compiling {} ...", component.display());
     edgeslm_host::service::serve(&component, addr, options, |bound, server| {
@@ -531,14 +546,14 @@ fn perplexity(argv: &[String]) -> Result<()> {
     let (mut model, mut text_file, mut window, mut threads) = (None, None, 512usize, None);
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value\n{USAGE}"));
+        let mut value = || it.next().cloned().ok_or_else(|| usage(format!("{arg} needs a value")));
         match arg.as_str() {
             "--model" | "-m" => model = Some(value()?),
             "--tokens" => window = value()?.parse().map_err(|_| anyhow!("--tokens takes a number"))?,
             "--threads" => threads = Some(value()?.parse::<usize>().map_err(|_| anyhow!("--threads takes a number"))?),
-            s if s.starts_with('-') => bail!("unknown argument {s}\n{USAGE}"),
+            s if s.starts_with('-') => return Err(usage(format!("unknown argument {s}"))),
             s if text_file.is_none() => text_file = Some(s.to_string()),
-            s => bail!("unexpected argument {s}\n{USAGE}"),
+            s => return Err(usage(format!("unexpected argument {s}"))),
         }
     }
     let model = model.ok_or_else(|| anyhow!("--model FILE is required"))?;
@@ -567,20 +582,18 @@ fn bake(argv: &[String]) -> Result<()> {
     let mut warm = Vec::new();
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| anyhow!("{arg} needs a value\n{USAGE}"));
+        let mut value = || it.next().cloned().ok_or_else(|| usage(format!("{arg} needs a value")));
         match arg.as_str() {
             "--model" | "-m" => model = Some(PathBuf::from(value()?)),
             "--out" | "-o" => out = Some(PathBuf::from(value()?)),
             "--component" => component = Some(PathBuf::from(value()?)),
             "--warm" => warm.push(edgeslm_host::service::warm_request(&value()?)?),
-            s => bail!("unknown argument {s}\n{USAGE}"),
+            s => return Err(usage(format!("unknown argument {s}"))),
         }
     }
     let model = model.ok_or_else(|| anyhow!("--model FILE is required"))?;
     let out = out.ok_or_else(|| anyhow!("--out SERVICE.wasm is required"))?;
-    if !model.is_file() {
-        bail!("file not found: {}", model.display());
-    }
+    edgeslm_host::check_model_file(&model)?;
     let component = match component {
         Some(c) => c,
         None => edgeslm_host::service::service_beside_exe()

@@ -82,9 +82,22 @@ pub struct NnError {
     message: String,
 }
 
+/// How many execution contexts one instance may hold open at once. Each holds a KV cache
+/// of up to the model's context length; an engine instance opens one per prompt-cache slot
+/// (4), so 32 leave room for several models. A guest past it gets `too-large` until it drops one.
+pub const MAX_CONTEXTS: usize = 32;
+
 /// What a store holds for wasi:nn.
 pub struct NnState {
     pub registry: Registry,
+    /// Execution contexts open now (at most [`MAX_CONTEXTS`]).
+    contexts: usize,
+}
+
+impl NnState {
+    pub fn new(registry: Registry) -> Self {
+        NnState { registry, contexts: 0 }
+    }
 }
 
 /// The view the generated bindings work on.
@@ -139,9 +152,15 @@ impl bindings::wasi::nn::graph::Host for NnView<'_> {
 
 impl bindings::wasi::nn::graph::HostGraph for NnView<'_> {
     fn init_execution_context(&mut self, graph: Resource<Graph>) -> NnResult<Resource<ExecutionContext>> {
+        if self.state.contexts >= MAX_CONTEXTS {
+            let m = format!("{MAX_CONTEXTS} execution contexts are open in this instance, the most it may hold; drop one first");
+            return self.fail(ErrorCode::TooLarge, m);
+        }
         let model = self.table.get(&graph)?.0.clone();
         let seq = ServedSequence::new(&model);
-        Ok(Ok(self.table.push(ExecutionContext { model, seq })?))
+        let ctx = self.table.push(ExecutionContext { model, seq })?;
+        self.state.contexts += 1;
+        Ok(Ok(ctx))
     }
 
     fn drop(&mut self, graph: Resource<Graph>) -> wasmtime::Result<()> {
@@ -191,6 +210,7 @@ impl bindings::wasi::nn::inference::HostGraphExecutionContext for NnView<'_> {
 
     fn drop(&mut self, ctx: Resource<ExecutionContext>) -> wasmtime::Result<()> {
         self.table.delete(ctx)?;
+        self.state.contexts -= 1;
         Ok(())
     }
 }
@@ -314,7 +334,7 @@ mod tests {
     fn malformed_tensors_are_wasi_nn_errors() {
         let registry = Registry::default();
         let native = registry.register("/model/smol.gguf", &model()).unwrap();
-        let (mut state, mut table) = (NnState { registry }, ResourceTable::new());
+        let (mut state, mut table) = (NnState::new(registry), ResourceTable::new());
         let mut v = NnView::new(&mut state, &mut table);
 
         let e = v.load_by_name("/model/other.gguf".into()).unwrap().unwrap_err();
@@ -363,5 +383,26 @@ mod tests {
         let logits = codec::f32s_from_bytes(&data).unwrap();
         assert_eq!(logits.len(), 3);
         assert!(logits.iter().all(|l| l.is_finite()));
+    }
+
+    #[test]
+    fn open_contexts_are_bounded() {
+        let registry = Registry::default();
+        registry.register("/model/smol.gguf", &model()).unwrap();
+        let (mut state, mut table) = (NnState::new(registry), ResourceTable::new());
+        let mut v = NnView::new(&mut state, &mut table);
+        let g = v.load_by_name("/model/smol.gguf".into()).unwrap().unwrap();
+        let graph = || Resource::<Graph>::new_borrow(g.rep());
+        let mut open: Vec<_> = (0..MAX_CONTEXTS).map(|_| v.init_execution_context(graph()).unwrap().unwrap()).collect();
+        let e = v.init_execution_context(graph()).unwrap().unwrap_err();
+        let (code, msg) = (v.code(Resource::new_borrow(e.rep())).unwrap(), HostError::data(&mut v, Resource::new_borrow(e.rep())).unwrap());
+        assert_eq!(code, ErrorCode::TooLarge, "{msg}");
+        assert!(msg.contains("32 execution contexts"), "{msg}");
+        // Dropping one makes room for one; a context still computes.
+        HostGraphExecutionContext::drop(&mut v, open.pop().unwrap()).unwrap();
+        let ctx = v.init_execution_context(graph()).unwrap().unwrap();
+        let t = v.new(vec![2], TensorType::I32, i32s(&[1, 2])).unwrap();
+        let out = v.compute(ctx, vec![("tokens".into(), t)]).unwrap().unwrap();
+        assert_eq!(out[0].0, "logits");
     }
 }

@@ -147,6 +147,7 @@ impl Constrainer {
 
     /// Compile a constraint, or say precisely why it cannot be enforced.
     fn matcher(&self, c: &Constraint) -> Result<Matcher> {
+        check_limits(c)?;
         let grammar = match c {
             Constraint::JsonSchema(s) => {
                 let mut v: serde_json::Value =
@@ -174,6 +175,66 @@ impl Constrainer {
         }
         Ok(m)
     }
+}
+
+/// The longest constraint text compiled (a schema, regex or grammar): 2 MiB, twice the
+/// largest of MaskBench's 11,305 real-world schemas.
+pub const MAX_CONSTRAINT_BYTES: usize = 2 << 20;
+/// How deep a schema's JSON may nest: 100 levels (MaskBench's deepest is 63; serde_json
+/// stops at 128). Checked first, so the error names the limit and where it was passed.
+pub const MAX_SCHEMA_DEPTH: usize = 100;
+
+/// The documented bounds on a constraint, each its kind's typed error.
+fn check_limits(c: &Constraint) -> Result<()> {
+    let (text, what) = match c {
+        Constraint::JsonSchema(s) => (s, "schema"),
+        Constraint::Regex(r) => (r, "regex"),
+        Constraint::Grammar(g) => (g, "grammar"),
+    };
+    if text.len() > MAX_CONSTRAINT_BYTES {
+        let m = format!("the {what} is {} bytes, over the limit of {MAX_CONSTRAINT_BYTES}", text.len());
+        return Err(match c {
+            Constraint::JsonSchema(_) => Error::UnsupportedSchema(m),
+            Constraint::Regex(_) => Error::InvalidRegex(m),
+            Constraint::Grammar(_) => Error::InvalidGrammar(m),
+        });
+    }
+    if let Constraint::JsonSchema(s) = c {
+        if let Some(offset) = nesting_past(s.as_bytes(), MAX_SCHEMA_DEPTH) {
+            let m = format!("the schema nests deeper than {MAX_SCHEMA_DEPTH} levels (at byte offset {offset})");
+            return Err(Error::UnsupportedSchema(m));
+        }
+    }
+    Ok(())
+}
+
+/// The byte offset where JSON text first opens its `max + 1`th nested array or object
+/// (brackets inside strings do not count), if it does.
+fn nesting_past(json: &[u8], max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in json.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// llguidance reports every compile failure as text; sort it into our typed errors.
