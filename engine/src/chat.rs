@@ -1,5 +1,8 @@
 //! Chat templates: a prompt wrapped as one user turn in the Jinja template the GGUF ships
-//! (`tokenizer.chat_template`), rendered with minijinja as Hugging Face's tokenizers do.
+//! (`tokenizer.chat_template`), rendered as Hugging Face's `apply_chat_template` renders it
+//! with Python jinja2: `trim_blocks` and `lstrip_blocks`, loop controls, Python's string
+//! methods, `raise_exception`, `tojson` and `strftime_now` (tests/chat_templates.rs compares
+//! the two on the templates of the families edgeslm runs).
 
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -7,32 +10,104 @@ use crate::model::Model;
 /// Rendering steps (minijinja's fuel) a chat template may take for one turn.
 pub const TEMPLATE_FUEL: u64 = 100_000;
 
+/// The date `strftime_now` reports: fixed, so that a prompt renders to the same bytes every
+/// day and in every host (26 July 2024, the date Llama 3's template falls back to).
+const TEMPLATE_DATE: (i32, u32, u32) = (2024, 7, 26);
+
 /// The prompt as a user message, followed by the assistant turn's opening.
 pub fn render_user_turn(model: &Model, prompt: &str) -> Result<String> {
     let template = model
         .gguf
         .get_str("tokenizer.chat_template")
         .ok_or_else(|| Error::InvalidOption("the model has no chat template (tokenizer.chat_template)".into()))?;
+    let tok = &model.tokenizer;
+    let special = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).map(|t| t.as_ref()).unwrap_or_default();
+    render(template, &[("user", prompt)], special(tok.bos), special(tok.eos))
+}
+
+/// A conversation of `(role, content)` messages rendered with `template`, the assistant's
+/// turn opened after it; `bos` and `eos` are the vocabulary's special tokens.
+pub fn render(template: &str, messages: &[(&str, &str)], bos: &str, eos: &str) -> Result<String> {
     let mut env = minijinja::Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     // A template comes with the model file, which may be anyone's: nested loops could render
     // for hours. Real templates take a few hundred steps for one turn.
     env.set_fuel(Some(TEMPLATE_FUEL));
     env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
         Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
     });
+    env.add_function("strftime_now", |format: String| strftime(TEMPLATE_DATE, &format));
     // One line, whatever the template put in its message (`raise_exception` takes any text).
     let bad = |e: minijinja::Error| {
         let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
         Error::InvalidOption(format!("the model's chat template failed: {text}"))
     };
     env.add_template("chat", template).map_err(bad)?;
-    let tok = &model.tokenizer;
-    let special = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).unwrap_or_default().to_string();
-    let ctx = minijinja::context! {
-        messages => vec![minijinja::context! { role => "user", content => prompt }],
-        add_generation_prompt => true,
-        bos_token => special(tok.bos),
-        eos_token => special(tok.eos),
-    };
+    let messages: Vec<_> = messages.iter().map(|(role, content)| minijinja::context! { role, content }).collect();
+    let ctx = minijinja::context! { messages, add_generation_prompt => true, bos_token => bos, eos_token => eos };
     env.get_template("chat").and_then(|t| t.render(ctx)).map_err(bad)
+}
+
+/// Python's `strftime` on a date at midnight, for the directives templates use.
+fn strftime((year, month, day): (i32, u32, u32), format: &str) -> std::result::Result<String, minijinja::Error> {
+    const MONTHS: [&str; 12] =
+        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    let month_name = MONTHS[month as usize - 1];
+    // Days since 1970-01-01 (a Thursday), by the civil-from-days inverse.
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m as i32 + 2) / 5 + day as i32 - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let weekday = DAYS[(days + 3).rem_euclid(7) as usize];
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let day_of_year = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334][month as usize - 1] + day + u32::from(leap && month > 2);
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out += &format!("{day:02}"),
+            Some('-') if chars.clone().next() == Some('d') => {
+                chars.next();
+                out += &day.to_string();
+            }
+            Some('m') => out += &format!("{month:02}"),
+            Some('Y') => out += &year.to_string(),
+            Some('y') => out += &format!("{:02}", year % 100),
+            Some('B') => out += month_name,
+            Some('b') => out += &month_name[..3],
+            Some('A') => out += weekday,
+            Some('a') => out += &weekday[..3],
+            Some('j') => out += &format!("{day_of_year:03}"),
+            Some('H' | 'M' | 'S') => out += "00",
+            Some('%') => out.push('%'),
+            other => {
+                let d = other.map(String::from).unwrap_or_default();
+                return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("strftime_now: unsupported directive %{d}")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strftime_formats_the_fixed_date() {
+        let f = |fmt: &str| strftime(TEMPLATE_DATE, fmt).unwrap();
+        assert_eq!(f("%d %b %Y"), "26 Jul 2024");
+        assert_eq!(f("%B %d, %Y"), "July 26, 2024");
+        assert_eq!(f("%A %a %j %m/%y %H:%M:%S %%"), "Friday Fri 208 07/24 00:00:00 %");
+        assert_eq!(strftime((2000, 3, 1), "%A %j").unwrap(), "Wednesday 061");
+        assert!(strftime(TEMPLATE_DATE, "%Q").is_err());
+    }
 }
