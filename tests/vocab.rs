@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use edgeslm_engine::gguf::Gguf;
+use edgeslm_engine::tokenizer::Tokenizer;
 use edgeslm_engine::Model;
 use edgeslm_host::Host;
 use edgeslm_tests::root;
@@ -29,6 +31,25 @@ fn cases(vocab: &str) -> Vec<(String, Vec<u32>)> {
     let ids: Vec<Vec<u32>> = out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
     assert_eq!(inputs.len(), ids.len(), "{vocab}: inputs and outputs");
     inputs.into_iter().map(str::to_string).zip(ids).collect()
+}
+
+/// Vocabularies of other families that share a pre-tokenizer with the ones above (GPT-2,
+/// MPT, StarCoder, Refact, Command-R) or have their own (Qwen3.5: Qwen2's split, with
+/// combining marks counted as letters): their tokenizers, without a model to run.
+const TOKENIZER_ONLY: [&str; 6] = ["gpt-2", "mpt", "starcoder", "refact", "command-r", "qwen35"];
+
+#[test]
+fn llama_cpp_tokenizer_tests_of_other_families() {
+    for vocab in TOKENIZER_ONLY {
+        let bytes = std::fs::read(dir().join(format!("ggml-vocab-{vocab}.gguf"))).unwrap_or_else(|e| panic!("{vocab}: {e} (scripts/fetch-vocab)"));
+        let mut gguf = Gguf::parse(&bytes).unwrap();
+        let tokenizer = Tokenizer::from_gguf(&mut gguf).unwrap_or_else(|e| panic!("{vocab}: {e}"));
+        let cases = cases(vocab);
+        assert!(cases.len() >= 40, "{vocab}: {} cases", cases.len());
+        for (text, want) in &cases {
+            assert_eq!(&tokenizer.encode(text, false, false), want, "{vocab}: {text:?}");
+        }
+    }
 }
 
 #[test]

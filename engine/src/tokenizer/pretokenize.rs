@@ -16,6 +16,8 @@ pub enum PreTokenizer {
     Llama3,
     /// Qwen2: Llama 3's pattern with single digits (`\p{N}` for `\p{N}{1,3}`).
     Qwen2,
+    /// Qwen3.5: Qwen2's, with combining marks (`\p{M}`) counted as letters.
+    Qwen35,
 }
 
 impl PreTokenizer {
@@ -29,6 +31,7 @@ impl PreTokenizer {
                 PreTokenizer::Llama3
             }
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "megrez" => PreTokenizer::Qwen2,
+            "qwen35" => PreTokenizer::Qwen35,
             other => {
                 return Err(Error::UnsupportedArchitecture(format!("BPE pre-tokenizer '{other}'")));
             }
@@ -51,8 +54,9 @@ impl PreTokenizer {
         let mut out = Vec::new();
         match self {
             PreTokenizer::Gpt2 => gpt2_split(text, &mut out),
-            PreTokenizer::Llama3 => llama3_split(text, 3, &mut out),
-            PreTokenizer::Qwen2 => llama3_split(text, 1, &mut out),
+            PreTokenizer::Llama3 => llama3_split(text, 3, false, &mut out),
+            PreTokenizer::Qwen2 => llama3_split(text, 1, false, &mut out),
+            PreTokenizer::Qwen35 => llama3_split(text, 1, true, &mut out),
             PreTokenizer::DigitsThenGpt2 => {
                 let mut start = 0;
                 for (i, c) in text.char_indices() {
@@ -76,6 +80,8 @@ impl PreTokenizer {
 #[derive(Clone, Copy, Default)]
 struct Flags {
     letter: bool,
+    /// A combining mark (`\p{M}`).
+    mark: bool,
     number: bool,
     whitespace: bool,
     /// Any category at all (unassigned code points have none).
@@ -86,6 +92,7 @@ fn flags(c: char) -> Flags {
     let cat = get_general_category(c);
     Flags {
         letter: matches!(cat, G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter),
+        mark: matches!(cat, G::NonspacingMark | G::SpacingMark | G::EnclosingMark),
         number: matches!(cat, G::DecimalNumber | G::LetterNumber | G::OtherNumber),
         whitespace: c.is_whitespace(),
         defined: cat != G::Unassigned || c.is_whitespace(),
@@ -174,13 +181,18 @@ fn gpt2_split<'a>(text: &'a str, out: &mut Vec<&'a str>) {
     }
 }
 
-/// The Llama 3 pattern (Qwen2's with `max_digits` = 1) as a matcher, rule by rule in the
-/// pattern's order, as llama.cpp's hand-written splitter reads it.
-fn llama3_split<'a>(text: &'a str, max_digits: usize, out: &mut Vec<&'a str>) {
+/// The Llama 3 pattern (Qwen2's with `max_digits` = 1; Qwen3.5's with `marks_are_letters`
+/// too) as a matcher, rule by rule in the pattern's order, as llama.cpp's hand-written
+/// splitter reads it.
+fn llama3_split<'a>(text: &'a str, max_digits: usize, marks_are_letters: bool, out: &mut Vec<&'a str>) {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let n = chars.len();
     let cp = |i: usize| chars.get(i).map(|&(_, c)| c);
-    let fl = |i: usize| chars.get(i).map(|&(_, c)| flags(c)).unwrap_or_default();
+    let fl = |i: usize| {
+        let mut f = chars.get(i).map(|&(_, c)| flags(c)).unwrap_or_default();
+        f.letter |= marks_are_letters && f.mark;
+        f
+    };
     let byte_at = |i: usize| chars.get(i).map(|&(b, _)| b).unwrap_or(text.len());
     let mut prev_end = 0usize; // in chars
     let mut add = |end: usize, out: &mut Vec<&'a str>| {
@@ -297,5 +309,8 @@ mod tests {
         assert_eq!(p.split("I'M here\n\n  \tok!!\n"), ["I", "'M", " here", "\n\n", "  ", "\tok", "!!\n"]);
         assert_eq!(p.split("a   "), ["a", "   "]);
         assert_eq!(PreTokenizer::Qwen2.split("x 123"), ["x", " ", "1", "2", "3"]);
+        // A combining acute accent after a space: punctuation for Qwen2, a letter for Qwen3.5.
+        assert_eq!(PreTokenizer::Qwen2.split("e \u{301}x"), ["e", " \u{301}", "x"]);
+        assert_eq!(PreTokenizer::Qwen35.split("e \u{301}x"), ["e", " \u{301}x"]);
     }
 }
