@@ -167,7 +167,7 @@ fn main() -> ExitCode {
             // One readable line: the outermost context and its root cause.
             let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
             eprintln!("edgeslm: error: {}", edgeslm_engine::error::one_line(&msg));
-            if e.chain().any(|c| c.is::<UsageError>()) {
+            if e.chain().any(|c| matches!(c.downcast_ref(), Some(CliError::Usage(_)))) {
                 eprintln!("{USAGE}");
             }
             ExitCode::FAILURE
@@ -175,39 +175,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// A mistake on the command line: its line is followed by the usage text (and only then).
+/// What the command line got wrong: a mistake in it (its line is followed by the usage
+/// text, and only then), or a file it names that cannot be used (missing, unreadable, not
+/// UTF-8: one line alone).
 #[derive(Debug)]
-struct UsageError(String);
+enum CliError {
+    Usage(String),
+    Input(String),
+}
 
-impl std::fmt::Display for UsageError {
+impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            CliError::Usage(m) | CliError::Input(m) => f.write_str(m),
+        }
     }
 }
 
-impl std::error::Error for UsageError {}
+impl std::error::Error for CliError {}
 
 fn usage(message: String) -> anyhow::Error {
-    anyhow::Error::new(UsageError(message))
+    anyhow::Error::new(CliError::Usage(message))
 }
-
-/// A file named on the command line that cannot be used (missing, unreadable, not UTF-8).
-#[derive(Debug)]
-struct InputError(String);
-
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InputError {}
 
 /// A schema or grammar file's text, or one line saying why not.
 fn read_text(path: &str) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| InputError(format!("cannot read {path}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| CliError::Input(format!("cannot read {path}: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
-        anyhow::Error::new(InputError(format!("{path} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
+        anyhow::Error::new(CliError::Input(format!("{path} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
     })
 }
 
@@ -219,7 +214,7 @@ fn run(argv: Vec<String>) -> Result<()> {
         _ => {}
     }
     // The usage text follows a mistake on the command line, not a file that cannot be read.
-    let args = parse(argv).map_err(|e| if e.is::<InputError>() { e } else { usage(format!("{e:#}")) })?;
+    let args = parse(argv).map_err(|e| if e.is::<CliError>() { e } else { usage(format!("{e:#}")) })?;
     let env = match args.backend {
         Backend::Portable => "EDGESLM_COMPONENT",
         Backend::WasiNn => "EDGESLM_COMPONENT_NN",
