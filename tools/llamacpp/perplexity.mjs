@@ -16,7 +16,9 @@ const threads = Number(opt("--threads", "1"));
 
 const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
 const model = await llama.loadModel({modelPath});
-const context = await model.createContext({contextSize: Math.max(window, 512), batchSize: window, flashAttention: false, threads});
+// The model's trained context, as edgeslm always uses: llama.cpp picks Phi-3's LongRoPE
+// factors (short or long) by the context it is given.
+const context = await model.createContext({contextSize: Math.max(window, model.trainContextSize), batchSize: window, flashAttention: false, threads});
 const seq = context.getSequence();
 const bos = model.tokens.bos;
 const addBos = model.tokens.shouldPrependBosToken ?? true;
