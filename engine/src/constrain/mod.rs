@@ -239,30 +239,30 @@ fn nesting_past(json: &[u8], max: usize) -> Option<usize> {
 
 /// llguidance reports every compile failure as text; sort it into our typed errors.
 fn classify_error(c: &Constraint, msg: &str) -> Error {
-    let one_line = one_line(msg);
+    let message = llguidance_message(msg);
     match c {
         Constraint::JsonSchema(_) => {
-            let lower = one_line.to_lowercase();
+            let lower = message.to_lowercase();
             if lower.contains("unimplemented") || lower.contains("unsupported") || lower.contains("unknown") {
-                Error::UnsupportedSchema(one_line)
+                Error::UnsupportedSchema(message)
             } else if lower.contains("unsatisfiable") {
-                Error::ConstraintUnsatisfiable(one_line)
+                Error::ConstraintUnsatisfiable(message)
             } else {
-                Error::InvalidSchema(one_line)
+                Error::InvalidSchema(message)
             }
         }
-        Constraint::Regex(_) => Error::InvalidRegex(one_line),
-        Constraint::Grammar(_) => Error::InvalidGrammar(one_line),
+        Constraint::Regex(_) => Error::InvalidRegex(message),
+        Constraint::Grammar(_) => Error::InvalidGrammar(message),
     }
 }
 
 fn engine_error(e: impl std::fmt::Display) -> Error {
-    Error::ConstraintUnsatisfiable(one_line(&e.to_string()))
+    Error::ConstraintUnsatisfiable(llguidance_message(&e.to_string()))
 }
 
 /// llguidance's message on one line, without the parser state some of them carry after a
 /// `<state>` line (internal, and many lines long).
-fn one_line(msg: &str) -> String {
+fn llguidance_message(msg: &str) -> String {
     let msg = msg.split("<state>").next().unwrap_or(msg);
     msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }
