@@ -138,8 +138,8 @@ fn sampling_is_seeded_and_stop_strings_cut() {
     assert!(matches!(g.finish_reason, edgeslm_host::FinishReason::StopString));
 }
 
-/// `chat` wraps the prompt in the GGUF's chat template (SmolLM2 ships ChatML); a model
-/// without a template says so.
+/// `chat` wraps the prompt in the GGUF's chat template (SmolLM2 ships ChatML), or for a file
+/// without one (this Gemma) the template its vocabulary's turn markers name.
 #[test]
 fn chat_template_is_applied_when_asked() {
     let host = host();
@@ -157,7 +157,10 @@ fn chat_template_is_applied_when_asked() {
     let special = GenerateOptions { max_tokens: Some(12), parse_special: Some(true), ..Default::default() };
     let h = s.generate(m, by_hand, &special).unwrap().unwrap();
     assert_eq!((h.prompt_tokens, &h.tokens), (g.prompt_tokens, &g.tokens));
+    // This Gemma file ships no template: its vocabulary's turn markers select Gemma's own.
     let (mut gs, gm, _) = open_model(&host, &model_path(GEMMA)).unwrap();
-    let err = gs.generate(gm, "hi", &chat).unwrap().unwrap_err();
-    assert_eq!(err.code(), "invalid-option", "{}", err.message());
+    let g = gs.generate(gm, "hi", &chat).unwrap().unwrap();
+    let by_hand = "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n";
+    let h = gs.generate(gm, by_hand, &special).unwrap().unwrap();
+    assert_eq!((h.prompt_tokens, &h.tokens), (g.prompt_tokens, &g.tokens));
 }

@@ -95,8 +95,20 @@ fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8], chunked: boo
     let text = String::from_utf8_lossy(&raw).to_string();
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response: {text:?}"));
     let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: body {body:?}"));
-    Reply { status, headers: headers.to_lowercase(), body }
+    let headers = headers.to_lowercase();
+    let body = if headers.contains("content-type: text/event-stream") {
+        events(body)
+    } else {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: body {body:?}"))
+    };
+    Reply { status, headers, body }
+}
+
+/// Server-sent events as a list of their JSON data, checked to end with `data: [DONE]`.
+fn events(body: &str) -> Value {
+    let data: Vec<&str> = body.split("\n\n").filter(|e| !e.is_empty()).map(|e| e.strip_prefix("data: ").expect(e)).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{body}");
+    data[..data.len() - 1].iter().map(|d| serde_json::from_str::<Value>(d).unwrap()).collect()
 }
 
 fn post(addr: SocketAddr, path: &str, body: &Value) -> Reply {
@@ -490,6 +502,8 @@ fn wasmtime_serve_answers_the_seed_classify_request() {
     let r = get(addr, "/v1/model");
     assert_eq!(r.body["origin"], "baked", "{}", r.body);
     assert_error(&post(addr, "/v1/generate", &json!({ "prompt": "x" })), 400, "invalid_request");
+    // OpenAI's Python client, against the same server.
+    run_openai_client(&format!("http://{addr}/v1"));
 }
 
 /// The server's limits: one instance, no queue, a 1.5 s deadline. A request past the
@@ -584,4 +598,139 @@ fn every_code_through_the_service() {
     for code in ErrorCode::ALL {
         assert!(seen.contains(code), "no case for {code}");
     }
+}
+
+/// The OpenAI-compatible route as OpenAI's clients call it: a JSON-schema response format
+/// gives schema-valid content, the same bytes twice; streaming gives the same text in
+/// events; plain text stops at `max_tokens` or a stop string; `/v1/models` lists the model.
+#[test]
+fn openai_chat_completions() {
+    let addr = server();
+    let ticket: Value = serde_json::from_str(TICKET_SCHEMA).unwrap();
+    let request = json!({
+        "model": "anything",
+        "messages": [
+            { "role": "system", "content": "Turn the support message into a ticket." },
+            { "role": "user", "content": SUPPORT_MESSAGES[0] },
+        ],
+        "response_format": { "type": "json_schema", "json_schema": { "name": "ticket", "schema": ticket, "strict": true } },
+    });
+    let r = post(addr, "/v1/chat/completions", &request);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.headers.contains("content-type: application/json"), "{}", r.headers);
+    let b = &r.body;
+    assert_eq!(b["object"], "chat.completion");
+    assert_eq!(b["model"], "anything");
+    assert!(b["id"].as_str().unwrap().starts_with("chatcmpl-"), "{b}");
+    let choice = &b["choices"][0];
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert_eq!(choice["finish_reason"], "stop");
+    let content = choice["message"]["content"].as_str().unwrap().to_string();
+    assert!(ticket_is_valid(&serde_json::from_str(&content).unwrap()), "{content}");
+    let usage = &b["usage"];
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 10, "{usage}");
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 5, "{usage}");
+    assert_eq!(usage["total_tokens"], usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap());
+    let again = post(addr, "/v1/chat/completions", &request);
+    assert_eq!(again.body["choices"][0]["message"]["content"], content.as_str(), "temperature 0: the same bytes");
+
+    // Streamed: the role, one event per token, the finish reason, then the usage.
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({ "include_usage": true });
+    let r = post(addr, "/v1/chat/completions", &streamed);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.headers.contains("content-type: text/event-stream"), "{}", r.headers);
+    let events = r.body.as_array().unwrap();
+    assert!(events.iter().all(|e| e["object"] == "chat.completion.chunk"), "{}", r.body);
+    assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = events.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, content);
+    assert!(events.len() > 5, "one event per token: {}", r.body);
+    let finish = &events[events.len() - 2]["choices"][0];
+    assert_eq!(finish["finish_reason"], "stop", "{}", r.body);
+    assert_eq!(events.last().unwrap()["usage"], *usage);
+
+    // Any JSON object.
+    let r = post(addr, "/v1/chat/completions", &json!({
+        "messages": [{ "role": "user", "content": [{ "type": "text", "text": "Give a JSON object with a name." }] }],
+        "response_format": { "type": "json_object" },
+        "max_tokens": 40,
+    }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let content = r.body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(serde_json::from_str::<Value>(content).unwrap().is_object(), "{content}");
+
+    // Plain text: max_tokens and a stop string.
+    let r = post(addr, "/v1/chat/completions", &json!({
+        "messages": [{ "role": "user", "content": "Write a long story about a lighthouse." }],
+        "max_tokens": 6,
+    }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["choices"][0]["finish_reason"], "length", "{}", r.body);
+    assert_eq!(r.body["usage"]["completion_tokens"], 6, "{}", r.body);
+    let r = post(addr, "/v1/chat/completions", &json!({
+        "messages": [{ "role": "user", "content": "List three colours, one per line." }],
+        "max_tokens": 60,
+        "stop": ["\n"],
+    }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let content = r.body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(!content.contains('\n'), "{content:?}");
+
+    let r = get(addr, "/v1/models");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["object"], "list");
+    assert_eq!(r.body["data"][0]["object"], "model");
+    assert!(r.body["data"][0]["id"].as_str().is_some_and(|id| !id.is_empty()), "{}", r.body);
+}
+
+/// Errors on the OpenAI route come in OpenAI's shape (`message`, `type`, `param`, `code`),
+/// and what edgeslm does not do is refused by name, not ignored.
+#[test]
+fn openai_errors_are_typed() {
+    let addr = server();
+    let user = json!([{ "role": "user", "content": "hi" }]);
+    let cases = [
+        (json!({ "messages": user, "response_format": { "type": "json_schema", "json_schema": { "name": "x", "schema": { "type": "nonsense" } } } }), 400, "invalid_schema"),
+        (json!({ "messages": user, "response_format": { "type": "json_schema", "json_schema": { "name": "x" } } }), 400, "invalid_schema"),
+        (json!({ "messages": user, "n": 2 }), 400, "unsupported_parameter"),
+        (json!({ "messages": user, "logprobs": true }), 400, "unsupported_parameter"),
+        (json!({ "messages": user, "tools": [{ "type": "function", "function": { "name": "f" } }] }), 400, "unsupported_parameter"),
+        (json!({ "messages": user, "response_format": { "type": "json_object" }, "stop": ["}"] }), 400, "unsupported_parameter"),
+        (json!({ "messages": [{ "role": "user", "content": [{ "type": "image_url", "image_url": { "url": "x" } }] }] }), 400, "unsupported_parameter"),
+        (json!({ "messages": [] }), 400, "invalid_request"),
+        (json!({ "messages": user, "max_tokens": 100000 }), 400, "context_overflow"),
+        (json!({ "prompt": "hi" }), 400, "invalid_request"),
+    ];
+    for (body, status, kind) in cases {
+        let r = post(addr, "/v1/chat/completions", &body);
+        assert_error(&r, status, kind);
+        assert_eq!(r.body["error"]["code"], kind, "{}", r.body);
+        assert!(r.body["error"].as_object().unwrap().contains_key("param"), "{}", r.body);
+    }
+    let r = request(addr, "POST", "/v1/chat/completions", b"{not json", false);
+    assert_error(&r, 400, "malformed_json");
+    assert_error(&get(addr, "/v1/chat/completions"), 405, "method_not_allowed");
+    // The instance answers as before.
+    assert_eq!(post(addr, "/v1/chat/completions", &json!({ "messages": user, "max_tokens": 2 })).status, 200);
+}
+
+/// OpenAI's own Python client (`openai`, installed by .ci/run) against `url`:
+/// tests/openai_client.py makes schema, streaming, error and model-list calls.
+fn run_openai_client(url: &str) {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("tests/openai_client.py"))
+        .arg(url)
+        .arg(TICKET_SCHEMA)
+        .output()
+        .expect("python3");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "tests/openai_client.py failed:\n{text}");
+    assert!(text.contains("openai client: ok"), "{text}");
+}
+
+#[test]
+fn openai_python_client_against_edgeslm_serve() {
+    run_openai_client(&format!("http://{}/v1", server()));
 }

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cloud;
+use crate::openai;
 use crate::config::Config;
 use edgeslm_engine::{self as engine, timing::Stopwatch};
 use crate::state::{Origin, Service, SERVICE};
@@ -12,9 +13,12 @@ use crate::wire::{engine_error, error, ok, ClassifyRequest, GenerateRequest, Req
 
 pub fn handle(req: &Request, config: &Config) -> Response {
     let allowed = match req.path.as_str() {
-        "/v1/health" | "/v1/model" => "GET",
-        "/v1/classify" | "/v1/generate" => "POST",
-        _ => return error(404, "not_found", format!("no route {}; see /v1/health, /v1/model, /v1/classify, /v1/generate", req.path)),
+        "/v1/health" | "/v1/model" | "/v1/models" => "GET",
+        "/v1/classify" | "/v1/generate" | "/v1/chat/completions" => "POST",
+        _ => {
+            let routes = "/v1/health, /v1/model, /v1/classify, /v1/generate, /v1/chat/completions, /v1/models";
+            return error(404, "not_found", format!("no route {}; see {routes}", req.path));
+        }
     };
     if req.method != allowed {
         return Response { allow: Some(allowed), ..error(405, "method_not_allowed", format!("{} takes {allowed}, not {}", req.path, req.method)) };
@@ -22,10 +26,15 @@ pub fn handle(req: &Request, config: &Config) -> Response {
     match req.path.as_str() {
         "/v1/health" => health(),
         "/v1/model" => with_service(config, |s| Ok(ok(model_info(s)))),
+        "/v1/models" => openai::openai_error(with_service(config, |s| Ok(openai::models(s)))),
         "/v1/classify" => match parse::<ClassifyRequest>(&req.body) {
             Ok(body) => with_service(config, |s| classify(s, body, config)),
             Err(e) => e,
         },
+        "/v1/chat/completions" => openai::openai_error(match parse::<openai::ChatRequest>(&req.body) {
+            Ok(body) => with_service(config, |s| openai::chat_completions(s, body, config)),
+            Err(e) => e,
+        }),
         _ => match parse::<GenerateRequest>(&req.body) {
             Ok(body) => with_service(config, |s| generate(s, body, config)),
             Err(e) => e,
@@ -191,6 +200,7 @@ fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Re
         stop: vec![],
         parse_special: o.parse_special.unwrap_or(d.parse_special),
         chat: o.chat.unwrap_or(d.chat),
+        history: Vec::new(),
     };
     let setup = Stopwatch::start();
     s.instance.constrainer().map_err(engine_error)?;

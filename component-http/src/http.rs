@@ -50,9 +50,13 @@ fn read_request(request: &IncomingRequest, cap: usize) -> Result<Request, Respon
 }
 
 fn respond(out: ResponseOutparam, response: &Response) {
-    let body = response.body.to_string().into_bytes();
+    let (body, content_type) = if response.event_stream {
+        (wire::event_stream(&response.body).into_bytes(), &b"text/event-stream"[..])
+    } else {
+        (response.body.to_string().into_bytes(), &b"application/json"[..])
+    };
     let mut headers: Vec<(String, Vec<u8>)> = vec![
-        ("content-type".into(), b"application/json".to_vec()),
+        ("content-type".into(), content_type.to_vec()),
         ("content-length".into(), body.len().to_string().into_bytes()),
     ];
     if let Some(allow) = response.allow {

@@ -18,6 +18,7 @@ mod body;
 mod cloud;
 mod config;
 mod http;
+mod openai;
 mod outgoing;
 mod state;
 mod wire;
@@ -31,7 +32,8 @@ pub use config::{Config, Upstream};
 /// The service without wasi:http, as `incoming-handler` answers once the request is read:
 /// its method, target (path and query), `content-length` values and body, against `config`.
 /// For the fuzz target (tests/fuzz) and native callers; the component itself goes through
-/// `http.rs`, which streams the body under the same cap.
+/// `http.rs`, which streams the body under the same cap. A streamed chat completion's body is
+/// its list of events (the component writes each as a `data:` line).
 pub fn respond(method: &str, target: &str, content_length: &[Vec<u8>], body: &[u8], config: &Config) -> (u16, serde_json::Value) {
     let cap = config.max_body_bytes;
     let over = wire::declared_length(content_length).is_some_and(|n| n > cap as u64) || body.len() > cap;

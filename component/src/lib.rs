@@ -222,6 +222,7 @@ fn options(o: GenerateOptions) -> engine::GenerateOptions {
         stop: o.stop,
         parse_special: o.parse_special.unwrap_or(d.parse_special),
         chat: o.chat.unwrap_or(d.chat),
+        history: Vec::new(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Chat templates: a prompt wrapped as one user turn in the Jinja template the GGUF ships
+//! Chat templates: a prompt wrapped as a user turn (after any earlier messages) in the Jinja template the GGUF ships
 //! (`tokenizer.chat_template`), rendered as Hugging Face's `apply_chat_template` renders it
 //! with Python jinja2: `trim_blocks` and `lstrip_blocks`, loop controls, Python's string
 //! methods, `raise_exception`, `tojson` and `strftime_now` (tests/chat_templates.rs compares
@@ -7,8 +7,8 @@
 use crate::error::{Error, Result};
 use crate::model::Model;
 
-/// Rendering steps (minijinja's fuel) a chat template may take for one turn.
-pub const TEMPLATE_FUEL: u64 = 100_000;
+mod bounded;
+pub use bounded::{MAX_BUILT_BYTES, MAX_RAW_BYTES, MAX_STEPS, MAX_VALUE_BYTES};
 
 /// The date `strftime_now` reports: fixed, so that a prompt renders to the same bytes every
 /// day and in every host (26 July 2024, the date Llama 3's template falls back to).
@@ -16,38 +16,58 @@ const TEMPLATE_DATE: (i32, u32, u32) = (2024, 7, 26);
 
 /// The prompt as a user message, followed by the assistant turn's opening.
 pub fn render_user_turn(model: &Model, prompt: &str) -> Result<String> {
-    let template = model
-        .gguf
-        .get_str("tokenizer.chat_template")
-        .ok_or_else(|| Error::InvalidOption("the model has no chat template (tokenizer.chat_template)".into()))?;
+    render_messages(model, &[("user", prompt)])
+}
+
+/// `(role, content)` messages in the model's template, followed by the assistant turn's opening.
+pub fn render_messages(model: &Model, messages: &[(&str, &str)]) -> Result<String> {
     let tok = &model.tokenizer;
     let special = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).map(|t| t.as_ref()).unwrap_or_default();
-    render(template, &[("user", prompt)], special(tok.bos), special(tok.eos))
+    render(template_of(model)?, messages, special(tok.bos), special(tok.eos))
 }
+
+/// The template the GGUF ships or, for a file without one whose vocabulary has a known
+/// family's turn markers, that family's: Gemma's (`<start_of_turn>`, as Google ships it for
+/// Gemma 3's instruction-tuned models, system text merged into the first user turn) or ChatML
+/// (`<|im_start|>`), as llama.cpp's server falls back to.
+pub fn template_of(model: &Model) -> Result<&str> {
+    if let Some(template) = model.gguf.get_str("tokenizer.chat_template") {
+        return Ok(template);
+    }
+    let has = |marker: &str| model.tokenizer.token_id(marker).is_some();
+    if has("<start_of_turn>") && has("<end_of_turn>") {
+        Ok(GEMMA_TEMPLATE)
+    } else if has("<|im_start|>") && has("<|im_end|>") {
+        Ok(CHATML_TEMPLATE)
+    } else {
+        Err(Error::InvalidOption(
+            "the model has no chat template (tokenizer.chat_template) and its vocabulary has no turn markers edgeslm knows".into(),
+        ))
+    }
+}
+
+const GEMMA_TEMPLATE: &str = include_str!("chat/templates/gemma.jinja");
+const CHATML_TEMPLATE: &str = include_str!("chat/templates/chatml.jinja");
 
 /// A conversation of `(role, content)` messages rendered with `template`, the assistant's
 /// turn opened after it; `bos` and `eos` are the vocabulary's special tokens.
 pub fn render(template: &str, messages: &[(&str, &str)], bos: &str, eos: &str) -> Result<String> {
-    let mut env = minijinja::Environment::new();
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    // A template comes with the model file, which may be anyone's: nested loops could render
-    // for hours. Real templates take a few hundred steps for one turn.
-    env.set_fuel(Some(TEMPLATE_FUEL));
-    env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-    });
-    env.add_function("strftime_now", |format: String| strftime(TEMPLATE_DATE, &format));
     // One line, whatever the template put in its message (`raise_exception` takes any text).
     let bad = |e: minijinja::Error| {
         let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
         Error::InvalidOption(format!("the model's chat template failed: {text}"))
     };
-    env.add_template("chat", template).map_err(bad)?;
+    // The template comes with the model file, which may be anyone's: it renders with bounded
+    // steps and memory (bounded.rs).
+    let template = bounded::Template::compile(template).map_err(bad)?;
+    let (mut env, budget) = template.environment();
+    env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    });
+    env.add_function("strftime_now", |format: String| strftime(TEMPLATE_DATE, &format));
     let messages: Vec<_> = messages.iter().map(|(role, content)| minijinja::context! { role, content }).collect();
     let ctx = minijinja::context! { messages, add_generation_prompt => true, bos_token => bos, eos_token => eos };
-    env.get_template("chat").and_then(|t| t.render(ctx)).map_err(bad)
+    template.render(&env, &budget, ctx).map_err(bad)
 }
 
 /// Python's `strftime` on a date at midnight, for the directives templates use.
@@ -100,6 +120,21 @@ fn strftime((year, month, day): (i32, u32, u32), format: &str) -> std::result::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The built-in templates render as Python jinja2 renders them (the expected texts are
+    /// jinja2's, trim_blocks and lstrip_blocks on, for this conversation).
+    #[test]
+    fn built_in_templates_render_as_jinja2_does() {
+        let conversation = [("system", "Be brief."), ("user", " hi "), ("assistant", "yo"), ("user", "ok")];
+        assert_eq!(
+            render(GEMMA_TEMPLATE, &conversation, "<bos>", "<eos>").unwrap(),
+            "<bos><start_of_turn>user\nBe brief.\n\nhi<end_of_turn>\n<start_of_turn>model\nyo<end_of_turn>\n<start_of_turn>user\nok<end_of_turn>\n<start_of_turn>model\n"
+        );
+        assert_eq!(
+            render(CHATML_TEMPLATE, &conversation, "<bos>", "<eos>").unwrap(),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n hi <|im_end|>\n<|im_start|>assistant\nyo<|im_end|>\n<|im_start|>user\nok<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
 
     #[test]
     fn strftime_formats_the_fixed_date() {

@@ -15,11 +15,15 @@ pub struct GenerateOptions {
     pub parse_special: bool,
     /// Wrap the prompt as a user turn in the model's chat template.
     pub chat: bool,
+    /// With `chat`: the `(role, content)` messages before the prompt's user turn (a system
+    /// message, earlier turns). An empty prompt then adds no user turn: the conversation
+    /// ends with the last of these.
+    pub history: Vec<(String, String)>,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 128, sampler: SamplerConfig::default(), stop: vec![], parse_special: false, chat: false }
+        GenerateOptions { max_tokens: 128, sampler: SamplerConfig::default(), stop: vec![], parse_special: false, chat: false, history: vec![] }
     }
 }
 
@@ -108,7 +112,11 @@ impl Model {
         if !opts.chat {
             return Ok(self.tokenizer.encode(prompt, true, opts.parse_special));
         }
-        let text = crate::chat::render_user_turn(self, prompt)?;
+        let mut messages: Vec<(&str, &str)> = opts.history.iter().map(|(r, c)| (r.as_str(), c.as_str())).collect();
+        if !prompt.is_empty() || messages.is_empty() {
+            messages.push(("user", prompt));
+        }
+        let text = crate::chat::render_messages(self, &messages)?;
         // Templates that write the BOS text themselves must not get a second one.
         let tok = &self.tokenizer;
         let has_bos = tok.bos.is_some_and(|b| text.starts_with(&tok.tokens[b as usize]));

@@ -1,7 +1,7 @@
 //! The HTTP service's request handling (component-http's `respond`, built natively): any
 //! method, request target, `content-length` value and body, against a tiny random-weight
 //! llama that the first request loads, as an unbaked instance does. Every answer is a status
-//! the API documents with a JSON object; an error is `{"error": {"type", "message"}}` with a
+//! the API documents with a JSON object (a streamed chat completion: its events); an error is `{"error": {"type", "message"}}` with a
 //! message of one line. (The bytes on the wire — request line, headers, chunked bodies — are
 //! the host's HTTP stack's, not the component's.)
 #![no_main]
@@ -16,6 +16,8 @@ mod common;
 
 const METHODS: [&str; 4] = ["GET", "POST", "PUT", "HEAD"];
 const ROUTES: [&str; 4] = ["/v1/health", "/v1/model", "/v1/classify", "/v1/generate"];
+/// The OpenAI-compatible routes, chosen by the selector's top bit.
+const OPENAI_ROUTES: [&str; 4] = ["/v1/chat/completions", "/v1/models", "/v1/chat/completions", "/v1/chat/completions"];
 
 fn config() -> &'static Config {
     static C: OnceLock<Config> = OnceLock::new();
@@ -31,12 +33,14 @@ fn config() -> &'static Config {
     })
 }
 
-// Input: [selector][target or content-length bytes] NUL [body].
+// Input: [selector][target or content-length bytes] NUL [body]. Selector bits: 0-1 the
+// method, 2-3 the route, 4-5 the target's form, 6 a content-length, 7 the OpenAI routes.
 fuzz_target!(|data: &[u8]| {
     let (head, body) = common::two_fields(data);
     let Some((&sel, extra)) = head.split_first() else { return };
     let method = METHODS[(sel & 3) as usize];
-    let route = ROUTES[((sel >> 2) & 3) as usize];
+    let routes = if sel & 0x80 != 0 { OPENAI_ROUTES } else { ROUTES };
+    let route = routes[((sel >> 2) & 3) as usize];
     let extra_text = String::from_utf8_lossy(extra);
     let target = match sel & 0x30 {
         0x10 => format!("{route}?{extra_text}"),
@@ -47,7 +51,8 @@ fuzz_target!(|data: &[u8]| {
 
     let (status, answer) = respond(method, &target, &content_length, body, config());
     assert!([200, 400, 404, 405, 413, 422, 503].contains(&status), "status {status}: {answer}");
-    assert!(answer.is_object(), "{answer}");
+    // A streamed chat completion is its list of events; anything else one object.
+    assert!(answer.is_object() || (status == 200 && route == "/v1/chat/completions" && answer.is_array()), "{answer}");
     if status != 200 {
         let e = &answer["error"];
         assert!(e["type"].is_string(), "{answer}");

@@ -1,0 +1,298 @@
+//! The OpenAI-compatible routes, in the format llama.cpp's server, Ollama and vLLM expose, so
+//! that OpenAI's own clients work unchanged: `POST /v1/chat/completions` and `GET /v1/models`.
+//!
+//! The messages are rendered with the model's chat template; `response_format`
+//! (`json_schema`, `json_object`) is enforced by the constraint engine, inside the sampling
+//! loop like `/v1/generate`. Where edgeslm differs from OpenAI it says so in docs/openai-api.md:
+//! `temperature` defaults to 0 (the same bytes every time), and `stream: true` sends its
+//! events once the answer is complete.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::state::Service;
+use crate::wire::{engine_error, error, ok, Response};
+use edgeslm_engine as engine;
+
+#[derive(Deserialize)]
+pub struct ChatRequest {
+    /// Accepted and echoed; the service runs the one model it was baked or started with.
+    pub model: Option<String>,
+    pub messages: Vec<Message>,
+    pub response_format: Option<ResponseFormat>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub max_completion_tokens: Option<u32>,
+    pub stop: Option<Stop>,
+    pub seed: Option<u64>,
+    pub logprobs: Option<bool>,
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
+    pub n: Option<u32>,
+    pub tools: Option<Vec<Value>>,
+    pub frequency_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+    pub logit_bias: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: Option<Content>,
+}
+
+/// A message's content: text, or a list of parts of which edgeslm reads the text ones.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Deserialize)]
+pub struct Part {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Deserialize)]
+pub struct JsonSchemaFormat {
+    pub schema: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+pub struct StreamOptions {
+    pub include_usage: Option<bool>,
+}
+
+/// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`, the type
+/// being edgeslm's own (the same as the other routes give) and the code the same.
+pub fn openai_error(mut response: Response) -> Response {
+    if let Some(e) = response.body.get_mut("error").and_then(Value::as_object_mut) {
+        let code = e.get("type").cloned().unwrap_or(Value::Null);
+        e.insert("param".into(), Value::Null);
+        e.insert("code".into(), code);
+    }
+    response
+}
+
+/// The model's name as the `model` field gives it: the GGUF's `general.name`, else its
+/// architecture.
+fn model_id(s: &Service) -> String {
+    let info = s.instance.info();
+    info.name.unwrap_or(info.architecture)
+}
+
+pub fn models(s: &Service) -> Response {
+    ok(json!({
+        "object": "list",
+        "data": [{ "id": model_id(s), "object": "model", "created": 0, "owned_by": "edgeslm" }],
+    }))
+}
+
+fn unsupported(what: &str) -> Response {
+    error(400, "unsupported_parameter", format!("{what} is not supported by edgeslm"))
+}
+
+impl ChatRequest {
+    /// The conversation as `(role, content)` pairs.
+    fn conversation(&self) -> Result<Vec<(String, String)>, Response> {
+        if self.messages.is_empty() {
+            return Err(error(400, "invalid_request", "messages must hold at least one message"));
+        }
+        self.messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let text = match &m.content {
+                    None => String::new(),
+                    Some(Content::Text(t)) => t.clone(),
+                    Some(Content::Parts(parts)) => {
+                        let mut text = String::new();
+                        for p in parts {
+                            match (p.kind.as_str(), &p.text) {
+                                ("text", Some(t)) => text.push_str(t),
+                                (kind, _) => return Err(unsupported(&format!("messages[{i}].content part of type {kind:?}"))),
+                            }
+                        }
+                        text
+                    }
+                };
+                Ok((m.role.clone(), text))
+            })
+            .collect()
+    }
+
+    /// The constraint `response_format` asks for, if any.
+    fn constraint(&self) -> Result<Option<engine::Constraint>, Response> {
+        Ok(match &self.response_format {
+            None | Some(ResponseFormat::Text) => None,
+            Some(ResponseFormat::JsonObject) => Some(engine::Constraint::JsonSchema(r#"{"type":"object"}"#.into())),
+            Some(ResponseFormat::JsonSchema { json_schema }) => match &json_schema.schema {
+                Some(schema @ Value::Object(_)) => Some(engine::Constraint::JsonSchema(schema.to_string())),
+                Some(_) => return Err(error(400, "invalid_schema", "response_format.json_schema.schema must be a JSON object")),
+                None => return Err(error(400, "invalid_schema", "response_format.json_schema has no schema")),
+            },
+        })
+    }
+
+    /// Refuses what edgeslm does not do rather than answering as if it had.
+    fn check_supported(&self) -> Result<(), Response> {
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(unsupported("n other than 1"));
+        }
+        if self.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(unsupported("tools"));
+        }
+        if self.logprobs == Some(true) {
+            return Err(unsupported("logprobs"));
+        }
+        if self.frequency_penalty.is_some_and(|p| p != 0.0) || self.presence_penalty.is_some_and(|p| p != 0.0) {
+            return Err(unsupported("a frequency or presence penalty"));
+        }
+        if self.logit_bias.as_ref().is_some_and(|b| !b.is_empty()) {
+            return Err(unsupported("logit_bias"));
+        }
+        Ok(())
+    }
+}
+
+/// Longest answer when the request names none: the rest of the context, at most this.
+const DEFAULT_MAX_TOKENS: u32 = 1024;
+
+pub fn chat_completions(s: &mut Service, req: ChatRequest, config: &Config) -> Result<Response, Response> {
+    req.check_supported()?;
+    let mut history = req.conversation()?;
+    let constraint = req.constraint()?;
+    // The prompt is the last message when a user wrote it; any other conversation is
+    // rendered as it stands.
+    let prompt = match history.last() {
+        Some((role, _)) if role == "user" => history.pop().map(|(_, text)| text).unwrap_or_default(),
+        _ => String::new(),
+    };
+    let stop = match &req.stop {
+        None => vec![],
+        Some(Stop::One(s)) => vec![s.clone()],
+        Some(Stop::Many(v)) => v.clone(),
+    };
+    if constraint.is_some() && !stop.is_empty() {
+        return Err(unsupported("stop together with response_format (the schema decides where the answer ends)"));
+    }
+    let mut opts = engine::GenerateOptions {
+        max_tokens: 0,
+        sampler: engine::SamplerConfig::with(req.temperature, None, req.top_p, req.seed),
+        stop,
+        parse_special: true,
+        chat: true,
+        history,
+    };
+    let prompt_len = s.instance.model().prompt_tokens(&prompt, &opts).map_err(engine_error)?.len();
+    let context = s.instance.info().context_length;
+    opts.max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
+        Some(n) => n,
+        None => DEFAULT_MAX_TOKENS.min(context.saturating_sub(prompt_len) as u32),
+    };
+    if let Some(limit) = config.max_tokens.filter(|&l| opts.max_tokens > l) {
+        let m = format!("max_tokens {} is over this service's limit of {limit} (EDGESLM_MAX_TOKENS)", opts.max_tokens);
+        return Err(engine_error(engine::Error::InvalidOption(m)));
+    }
+    let g = match &constraint {
+        Some(c) => s.instance.generate_constrained(&prompt, c, &opts),
+        None => s.instance.generate(&prompt, &opts),
+    }
+    .map_err(engine_error)?;
+
+    let finish_reason = match g.finish_reason {
+        engine::FinishReason::MaxTokens => "length",
+        engine::FinishReason::EndOfGeneration | engine::FinishReason::StopString => "stop",
+    };
+    let usage = json!({
+        "prompt_tokens": g.prompt_tokens,
+        "completion_tokens": g.tokens.len(),
+        "total_tokens": g.prompt_tokens + g.tokens.len(),
+    });
+    let model = req.model.clone().unwrap_or_else(|| model_id(s));
+    let created = unix_seconds();
+    let id = format!("chatcmpl-{created:x}{:x}", next_serial());
+
+    if req.stream != Some(true) {
+        return Ok(ok(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": { "role": "assistant", "content": g.text },
+                "logprobs": null,
+                "finish_reason": finish_reason,
+            }],
+            "usage": usage,
+        })));
+    }
+    // One event per token whose text is complete (a character split over tokens waits for
+    // its last piece), between the role's event and the finish reason's.
+    let chunk = |delta: Value, finish: Value| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+        })
+    };
+    let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
+    for piece in token_pieces(&s.instance, &g) {
+        events.push(chunk(json!({ "content": piece }), Value::Null));
+    }
+    events.push(chunk(json!({}), json!(finish_reason)));
+    if req.stream_options.as_ref().and_then(|o| o.include_usage) == Some(true) {
+        events.push(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage }));
+    }
+    Ok(Response { event_stream: true, ..ok(Value::Array(events)) })
+}
+
+/// The answer's text cut where each token ends, joined back exactly to `g.text`.
+fn token_pieces(instance: &engine::Instance, g: &engine::Generation) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut sent = 0;
+    for end in 1..=g.tokens.len() {
+        let Ok(text) = instance.detokenize(&g.tokens[..end]) else { continue };
+        // Stop-string cuts make the decoded tokens longer than the answer.
+        let text = &text[..text.len().min(g.text.len())];
+        if text.len() > sent && g.text.is_char_boundary(text.len()) && !text.ends_with('\u{fffd}') {
+            pieces.push(g.text[sent..text.len()].to_string());
+            sent = text.len();
+        }
+    }
+    if sent < g.text.len() {
+        pieces.push(g.text[sent..].to_string());
+    }
+    pieces
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A number per completion within this instance, for the completion's id.
+fn next_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    SERIAL.fetch_add(1, Ordering::Relaxed)
+}
