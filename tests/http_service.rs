@@ -96,12 +96,28 @@ fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8], chunked: boo
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response: {text:?}"));
     let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
     let headers = headers.to_lowercase();
+    let body = if headers.contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let body = body.as_str();
     let body = if headers.contains("content-type: text/event-stream") {
         events(body)
     } else {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: body {body:?}"))
     };
     Reply { status, headers, body }
+}
+
+/// A chunked body's data.
+fn dechunk(mut body: &str) -> String {
+    let mut data = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap_or_else(|| panic!("bad chunk: {body:?}"));
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return data;
+        }
+        data.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
 }
 
 /// Server-sent events as a list of their JSON data, checked to end with `data: [DONE]`.
@@ -677,6 +693,22 @@ fn openai_chat_completions() {
     assert_eq!(r.status, 200, "{}", r.body);
     let content = r.body["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(!content.contains('\n'), "{content:?}");
+    // Streamed, the text held back for a possible stop string comes out the same.
+    for stop in [json!(["\n"]), json!(["ue", "e, "]), json!(null)] {
+        let body = json!({
+            "messages": [{ "role": "user", "content": "List three colours, one per line." }],
+            "max_tokens": 30,
+            "stop": stop,
+        });
+        let whole = post(addr, "/v1/chat/completions", &body);
+        let mut streamed = body.clone();
+        streamed["stream"] = json!(true);
+        let events = post(addr, "/v1/chat/completions", &streamed).body;
+        let text: String = events.as_array().unwrap().iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, whole.body["choices"][0]["message"]["content"].as_str().unwrap(), "stop {stop}");
+        let finish = events.as_array().unwrap().iter().find_map(|e| e["choices"][0]["finish_reason"].as_str()).unwrap();
+        assert_eq!(finish, whole.body["choices"][0]["finish_reason"], "stop {stop}");
+    }
 
     let r = get(addr, "/v1/models");
     assert_eq!(r.status, 200, "{}", r.body);

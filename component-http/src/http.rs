@@ -15,7 +15,7 @@ pub fn serve(request: IncomingRequest, out: ResponseOutparam) {
             Err(response) => response,
         },
     };
-    respond(out, &response);
+    respond(out, response);
 }
 
 fn read_request(request: &IncomingRequest, cap: usize) -> Result<Request, Response> {
@@ -49,16 +49,19 @@ fn read_request(request: &IncomingRequest, cap: usize) -> Result<Request, Respon
     Ok(Request { method, path, body: bytes })
 }
 
-fn respond(out: ResponseOutparam, response: &Response) {
-    let (body, content_type) = if response.event_stream {
-        (wire::event_stream(&response.body).into_bytes(), &b"text/event-stream"[..])
-    } else {
-        (response.body.to_string().into_bytes(), &b"application/json"[..])
+fn respond(out: ResponseOutparam, response: Response) {
+    let body = match response.events {
+        Some(_) => Vec::new(),
+        None => response.body.to_string().into_bytes(),
     };
-    let mut headers: Vec<(String, Vec<u8>)> = vec![
-        ("content-type".into(), content_type.to_vec()),
-        ("content-length".into(), body.len().to_string().into_bytes()),
-    ];
+    let mut headers: Vec<(String, Vec<u8>)> = match response.events {
+        // Events are written as they are made: no length is known.
+        Some(_) => vec![("content-type".into(), b"text/event-stream".to_vec()), ("cache-control".into(), b"no-cache".to_vec())],
+        None => vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            ("content-length".into(), body.len().to_string().into_bytes()),
+        ],
+    };
     if let Some(allow) = response.allow {
         headers.push(("allow".into(), allow.as_bytes().to_vec()));
     }
@@ -67,14 +70,22 @@ fn respond(out: ResponseOutparam, response: &Response) {
     let _ = resp.set_status_code(response.status);
     let Ok(out_body) = resp.body() else { return };
     ResponseOutparam::set(out, Ok(resp));
-    if let Ok(stream) = out_body.write() {
-        // blocking-write-and-flush takes at most 4096 bytes per call.
-        for chunk in body.chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                return; // the client went away; nothing left to tell it
+    let Ok(stream) = out_body.write() else { return };
+    // blocking-write-and-flush takes at most 4096 bytes per call.
+    let write = |bytes: &[u8]| bytes.chunks(4096).all(|chunk| stream.blocking_write_and_flush(chunk).is_ok());
+    match response.events {
+        Some(source) => {
+            // A client that went away stops the writing, not the answer (the instance ends with it).
+            let mut open = true;
+            source(&mut |e| open = open && write(wire::event(&e).as_bytes()));
+            if open {
+                write(wire::EVENTS_DONE.as_bytes());
             }
         }
+        None => {
+            write(&body);
+        }
     }
+    drop(stream);
     let _ = OutgoingBody::finish(out_body, None);
 }
-

@@ -43,7 +43,14 @@ pub fn respond(method: &str, target: &str, content_length: &[Vec<u8>], body: &[u
         let request = wire::Request { method: method.to_string(), path: wire::path_of(target).to_string(), body: body.to_vec() };
         api::handle(&request, config)
     };
-    (response.status, response.body)
+    match response.events {
+        Some(source) => {
+            let mut events = Vec::new();
+            source(&mut |e| events.push(e));
+            (response.status, serde_json::Value::Array(events))
+        }
+        None => (response.status, response.body),
+    }
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]

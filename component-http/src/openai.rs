@@ -3,15 +3,15 @@
 //!
 //! The messages are rendered with the model's chat template; `response_format`
 //! (`json_schema`, `json_object`) is enforced by the constraint engine, inside the sampling
-//! loop like `/v1/generate`. Where edgeslm differs from OpenAI it says so in docs/openai-api.md:
-//! `temperature` defaults to 0 (the same bytes every time), and `stream: true` sends its
-//! events once the answer is complete.
+//! loop like `/v1/generate`; `stream: true` sends server-sent events as the tokens are made.
+//! Where edgeslm differs from OpenAI, docs/openai-api.md says so (`temperature` defaults to 0:
+//! the same bytes every time).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::state::Service;
+use crate::state::{Service, SERVICE};
 use crate::wire::{engine_error, error, ok, Response};
 use edgeslm_engine as engine;
 
@@ -178,112 +178,192 @@ impl ChatRequest {
 /// Longest answer when the request names none: the rest of the context, at most this.
 const DEFAULT_MAX_TOKENS: u32 = 1024;
 
+/// One chat completion, ready to run: the rendered conversation's parts and the options.
+struct Completion {
+    prompt: String,
+    opts: engine::GenerateOptions,
+    constraint: Option<engine::Constraint>,
+    prompt_tokens: usize,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+}
+
 pub fn chat_completions(s: &mut Service, req: ChatRequest, config: &Config) -> Result<Response, Response> {
-    req.check_supported()?;
-    let mut history = req.conversation()?;
-    let constraint = req.constraint()?;
-    // The prompt is the last message when a user wrote it; any other conversation is
-    // rendered as it stands.
-    let prompt = match history.last() {
-        Some((role, _)) if role == "user" => history.pop().map(|(_, text)| text).unwrap_or_default(),
-        _ => String::new(),
-    };
-    let stop = match &req.stop {
-        None => vec![],
-        Some(Stop::One(s)) => vec![s.clone()],
-        Some(Stop::Many(v)) => v.clone(),
-    };
-    if constraint.is_some() && !stop.is_empty() {
-        return Err(unsupported("stop together with response_format (the schema decides where the answer ends)"));
-    }
-    let mut opts = engine::GenerateOptions {
-        max_tokens: 0,
-        sampler: engine::SamplerConfig::with(req.temperature, None, req.top_p, req.seed),
-        stop,
-        parse_special: true,
-        chat: true,
-        history,
-    };
-    let prompt_len = s.instance.model().prompt_tokens(&prompt, &opts).map_err(engine_error)?.len();
-    let context = s.instance.info().context_length;
-    opts.max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
-        Some(n) => n,
-        None => DEFAULT_MAX_TOKENS.min(context.saturating_sub(prompt_len) as u32),
-    };
-    if let Some(limit) = config.max_tokens.filter(|&l| opts.max_tokens > l) {
-        let m = format!("max_tokens {} is over this service's limit of {limit} (EDGESLM_MAX_TOKENS)", opts.max_tokens);
-        return Err(engine_error(engine::Error::InvalidOption(m)));
-    }
-    let g = match &constraint {
-        Some(c) => s.instance.generate_constrained(&prompt, c, &opts),
-        None => s.instance.generate(&prompt, &opts),
-    }
-    .map_err(engine_error)?;
-
-    let finish_reason = match g.finish_reason {
-        engine::FinishReason::MaxTokens => "length",
-        engine::FinishReason::EndOfGeneration | engine::FinishReason::StopString => "stop",
-    };
-    let usage = json!({
-        "prompt_tokens": g.prompt_tokens,
-        "completion_tokens": g.tokens.len(),
-        "total_tokens": g.prompt_tokens + g.tokens.len(),
-    });
-    let model = req.model.clone().unwrap_or_else(|| model_id(s));
-    let created = unix_seconds();
-    let id = format!("chatcmpl-{created:x}{:x}", next_serial());
-
+    let call = Completion::prepare(s, &req, config)?;
     if req.stream != Some(true) {
-        return Ok(ok(json!({
-            "id": id,
+        let g = s.instance.generate_streaming(&call.prompt, call.constraint.as_ref(), &call.opts, &mut |_, _| {});
+        return Ok(ok(call.answer(&g.map_err(engine_error)?)));
+    }
+    // What a stream could only report after its 200 is checked first: the schema compiles.
+    if let Some(c) = &call.constraint {
+        s.instance.accepts(c, "").map_err(engine_error)?;
+    }
+    let events = move |emit: &mut dyn FnMut(Value)| {
+        SERVICE.with_borrow_mut(|slot| match slot.as_mut() {
+            Some(s) => call.stream(s, emit),
+            None => emit(openai_error(error(503, "model_unavailable", "the model is gone")).body),
+        })
+    };
+    Ok(Response { events: Some(Box::new(events)), ..ok(Value::Null) })
+}
+
+impl Completion {
+    fn prepare(s: &Service, req: &ChatRequest, config: &Config) -> Result<Completion, Response> {
+        req.check_supported()?;
+        let mut history = req.conversation()?;
+        let constraint = req.constraint()?;
+        // The prompt is the last message when a user wrote it; any other conversation is
+        // rendered as it stands.
+        let prompt = match history.last() {
+            Some((role, _)) if role == "user" => history.pop().map(|(_, text)| text).unwrap_or_default(),
+            _ => String::new(),
+        };
+        let stop = match &req.stop {
+            None => vec![],
+            Some(Stop::One(s)) => vec![s.clone()],
+            Some(Stop::Many(v)) => v.clone(),
+        };
+        if constraint.is_some() && !stop.is_empty() {
+            return Err(unsupported("stop together with response_format (the schema decides where the answer ends)"));
+        }
+        if stop.iter().any(String::is_empty) {
+            return Err(error(400, "invalid_option", "stop strings must not be empty"));
+        }
+        let mut opts = engine::GenerateOptions {
+            max_tokens: 0,
+            sampler: engine::SamplerConfig::with(req.temperature, None, req.top_p, req.seed),
+            stop,
+            parse_special: true,
+            chat: true,
+            history,
+        };
+        let prompt_tokens = s.instance.model().prompt_tokens(&prompt, &opts).map_err(engine_error)?.len();
+        let limit = s.instance.info().context_length;
+        opts.max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
+            Some(n) => n,
+            None => DEFAULT_MAX_TOKENS.min(limit.saturating_sub(prompt_tokens) as u32),
+        };
+        if let Some(cap) = config.max_tokens.filter(|&l| opts.max_tokens > l) {
+            let m = format!("max_tokens {} is over this service's limit of {cap} (EDGESLM_MAX_TOKENS)", opts.max_tokens);
+            return Err(engine_error(engine::Error::InvalidOption(m)));
+        }
+        let needed = prompt_tokens + opts.max_tokens as usize;
+        if needed > limit {
+            return Err(engine_error(engine::Error::ContextOverflow { needed, limit }));
+        }
+        let created = unix_seconds();
+        Ok(Completion {
+            prompt,
+            opts,
+            constraint,
+            prompt_tokens,
+            id: format!("chatcmpl-{created:x}{:x}", next_serial()),
+            created,
+            model: req.model.clone().unwrap_or_else(|| model_id(s)),
+            include_usage: req.stream_options.as_ref().and_then(|o| o.include_usage) == Some(true),
+        })
+    }
+
+    fn usage(&self, completion_tokens: usize) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
+        })
+    }
+
+    fn answer(&self, g: &engine::Generation) -> Value {
+        json!({
+            "id": self.id,
             "object": "chat.completion",
-            "created": created,
-            "model": model,
+            "created": self.created,
+            "model": self.model,
             "choices": [{
                 "index": 0,
                 "message": { "role": "assistant", "content": g.text },
                 "logprobs": null,
-                "finish_reason": finish_reason,
+                "finish_reason": finish_reason(g),
             }],
-            "usage": usage,
-        })));
+            "usage": self.usage(g.tokens.len()),
+        })
     }
-    // One event per token whose text is complete (a character split over tokens waits for
-    // its last piece), between the role's event and the finish reason's.
-    let chunk = |delta: Value, finish: Value| {
+
+    fn chunk(&self, delta: Value, finish: Value) -> Value {
         json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
             "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
         })
-    };
-    let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
-    for piece in token_pieces(&s.instance, &g) {
-        events.push(chunk(json!({ "content": piece }), Value::Null));
     }
-    events.push(chunk(json!({}), json!(finish_reason)));
-    if req.stream_options.as_ref().and_then(|o| o.include_usage) == Some(true) {
-        events.push(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage }));
-    }
-    Ok(Response { event_stream: true, ..ok(Value::Array(events)) })
-}
 
-/// The answer's text cut where each token ends, joined back exactly to `g.text`.
-fn token_pieces(instance: &engine::Instance, g: &engine::Generation) -> Vec<String> {
-    let mut pieces = Vec::new();
-    let mut sent = 0;
-    for end in 1..=g.tokens.len() {
-        let Ok(text) = instance.detokenize(&g.tokens[..end]) else { continue };
-        // Stop-string cuts make the decoded tokens longer than the answer.
-        let text = &text[..text.len().min(g.text.len())];
-        if text.len() > sent && g.text.is_char_boundary(text.len()) && !text.ends_with('\u{fffd}') {
-            pieces.push(g.text[sent..text.len()].to_string());
-            sent = text.len();
+    /// The events of a streamed completion, each given to `emit` as it is made: the role,
+    /// the text as the tokens come (whole characters; what could start a stop string held
+    /// back), the finish reason, the usage if asked. An error after the start is an event
+    /// in OpenAI's error shape.
+    fn stream(&self, s: &mut Service, emit: &mut dyn FnMut(Value)) {
+        emit(self.chunk(json!({ "role": "assistant", "content": "" }), Value::Null));
+        let mut text = TextStream::new(&self.opts.stop);
+        let result = s.instance.generate_streaming(&self.prompt, self.constraint.as_ref(), &self.opts, &mut |_, bytes| {
+            if let Some(piece) = text.push(bytes) {
+                emit(self.chunk(json!({ "content": piece }), Value::Null));
+            }
+        });
+        match result {
+            Ok(g) => {
+                if let Some(rest) = text.finish(&g.text) {
+                    emit(self.chunk(json!({ "content": rest }), Value::Null));
+                }
+                emit(self.chunk(json!({}), json!(finish_reason(&g))));
+                if self.include_usage {
+                    let usage = self.usage(g.tokens.len());
+                    emit(json!({ "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": [], "usage": usage }));
+                }
+            }
+            Err(e) => emit(openai_error(engine_error(e)).body),
         }
     }
-    if sent < g.text.len() {
-        pieces.push(g.text[sent..].to_string());
+}
+
+fn finish_reason(g: &engine::Generation) -> &'static str {
+    match g.finish_reason {
+        engine::FinishReason::MaxTokens => "length",
+        engine::FinishReason::EndOfGeneration | engine::FinishReason::StopString => "stop",
     }
-    pieces
+}
+
+/// The answer's text as its bytes come: whole characters out, holding back the bytes that
+/// could still turn out to begin a stop string.
+struct TextStream {
+    bytes: Vec<u8>,
+    sent: usize,
+    hold: usize,
+}
+
+impl TextStream {
+    fn new(stop: &[String]) -> TextStream {
+        TextStream { bytes: Vec::new(), sent: 0, hold: stop.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0) }
+    }
+
+    fn push(&mut self, piece: &[u8]) -> Option<String> {
+        self.bytes.extend_from_slice(piece);
+        let end = self.bytes.len().saturating_sub(self.hold).max(self.sent);
+        let whole = match std::str::from_utf8(&self.bytes[self.sent..end]) {
+            Ok(text) => text,
+            Err(e) => std::str::from_utf8(&self.bytes[self.sent..self.sent + e.valid_up_to()]).unwrap_or_default(),
+        };
+        if whole.is_empty() {
+            return None;
+        }
+        let piece = whole.to_string();
+        self.sent += piece.len();
+        Some(piece)
+    }
+
+    /// What is left of the final `text` (cut at a stop string, invalid bytes replaced).
+    fn finish(&self, text: &str) -> Option<String> {
+        text.get(self.sent.min(text.len())..).filter(|rest| !rest.is_empty()).map(str::to_string)
+    }
 }
 
 fn unix_seconds() -> u64 {

@@ -18,15 +18,24 @@ pub struct Response {
     pub body: Value,
     /// The `allow` header of a 405.
     pub allow: Option<&'static str>,
-    /// `body` is a list of server-sent events (`text/event-stream`, ended by `[DONE]`).
-    pub event_stream: bool,
+    /// Server-sent events instead of `body` (`text/event-stream`, ended by `data: [DONE]`):
+    /// run once the headers are sent, it gives each event to its argument as it is made.
+    pub events: Option<EventSource>,
 }
+
+pub type EventSource = Box<dyn FnOnce(&mut dyn FnMut(Value))>;
+
+/// The `data:` line of one server-sent event, and the stream's last.
+pub fn event(data: &Value) -> String {
+    format!("data: {data}\n\n")
+}
+pub const EVENTS_DONE: &str = "data: [DONE]\n\n";
 
 /// An error answer. Its message is one line, though it may quote the request (serde's
 /// "unknown field" names the field as sent).
 pub fn error(status: u16, kind: &str, message: impl Into<String>) -> Response {
     let message = engine::error::one_line(&message.into()).into_owned();
-    Response { status, body: json!({ "error": { "type": kind, "message": message } }), allow: None, event_stream: false }
+    Response { status, body: json!({ "error": { "type": kind, "message": message } }), allow: None, events: None }
 }
 
 /// The path of a request target (`/v1/generate?x=1` → `/v1/generate`).
@@ -45,18 +54,8 @@ pub fn too_large(cap: usize) -> Response {
     error(413, "body_too_large", format!("the request body is larger than {cap} bytes"))
 }
 
-/// Server-sent events: each of `events` as a `data:` line, then `data: [DONE]`.
-pub fn event_stream(events: &Value) -> String {
-    let mut text = String::new();
-    for event in events.as_array().into_iter().flatten() {
-        text.push_str(&format!("data: {event}\n\n"));
-    }
-    text.push_str("data: [DONE]\n\n");
-    text
-}
-
 pub fn ok(body: Value) -> Response {
-    Response { status: 200, body, allow: None, event_stream: false }
+    Response { status: 200, body, allow: None, events: None }
 }
 
 /// An engine error as a status and a type: the code from the engine's table in snake case;

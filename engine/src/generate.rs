@@ -27,6 +27,11 @@ impl Default for GenerateOptions {
     }
 }
 
+/// What a streaming caller is given at each step: the ids chosen (with constraints, the
+/// sampled token and the ones the grammar then forces) and their bytes (a character may be
+/// split between steps).
+pub type OnTokens<'a> = &'a mut dyn FnMut(&[u32], &[u8]);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
     /// The model produced an end-of-generation token.
@@ -106,6 +111,13 @@ impl Model {
         self.generate_from_tokens(&self.prompt_tokens(prompt, opts)?, opts)
     }
 
+    /// As [`Model::generate`], calling `on_tokens` with each token as it is chosen (for
+    /// streaming; not the token that completes a stop string, and a stop string's first
+    /// bytes may have been given before it is known to be one).
+    pub fn generate_streaming(&self, prompt: &str, opts: &GenerateOptions, on_tokens: OnTokens<'_>) -> Result<Generation> {
+        self.generate_from_tokens_streaming(&self.prompt_tokens(prompt, opts)?, opts, on_tokens)
+    }
+
     /// The prompt's token ids: plain text with BOS where the model wants it (as llama.cpp
     /// does), or, with `chat`, a user turn in the model's chat template.
     pub fn prompt_tokens(&self, prompt: &str, opts: &GenerateOptions) -> Result<Vec<u32>> {
@@ -143,6 +155,10 @@ impl Model {
     }
 
     pub fn generate_from_tokens(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Generation> {
+        self.generate_from_tokens_streaming(prompt_ids, opts, &mut |_, _| {})
+    }
+
+    pub fn generate_from_tokens_streaming(&self, prompt_ids: &[u32], opts: &GenerateOptions, on_tokens: OnTokens<'_>) -> Result<Generation> {
         let mut sampler = self.start_generation(prompt_ids, opts)?;
 
         let mut session = self.new_session();
@@ -166,12 +182,14 @@ impl Model {
                 break;
             }
             tokens.push(next);
+            let before = bytes.len();
             self.tokenizer.push_piece(next, &mut bytes);
             if let Some(at) = find_stop(&bytes, &opts.stop) {
                 cut = Some(at);
                 finish = FinishReason::StopString;
                 break;
             }
+            on_tokens(&[next], &bytes[before..]);
             if step + 1 < opts.max_tokens {
                 self.forward_into(&mut session, &[next], &mut logits)?;
                 timings.decode_tokens += 1;

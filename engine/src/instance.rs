@@ -120,6 +120,22 @@ impl Instance {
         model.generate_constrained(cons, &mut classifier.cache, prompt, constraint, opts)
     }
 
+    /// Free text or, with a constraint, [`Instance::generate_constrained`], calling `on_tokens`
+    /// with each step's ids as they are chosen.
+    pub fn generate_streaming(
+        &mut self,
+        prompt: &str,
+        constraint: Option<&Constraint>,
+        opts: &GenerateOptions,
+        on_tokens: crate::generate::OnTokens<'_>,
+    ) -> Result<Generation> {
+        let Some(constraint) = constraint else { return self.model.generate_streaming(prompt, opts, on_tokens) };
+        self.constrainer()?;
+        let Instance { model, classifier, constrainer } = self;
+        let cons = constrainer.as_ref().expect("built above");
+        model.generate_constrained_streaming(cons, &mut classifier.cache, prompt, constraint, opts, on_tokens)
+    }
+
     /// Whether `text` is a complete output of `constraint` (answers from elsewhere are
     /// checked against the grammar the local path enforces).
     pub fn accepts(&mut self, constraint: &Constraint, text: &str) -> Result<bool> {

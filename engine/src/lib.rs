@@ -25,7 +25,7 @@ pub mod tokenizer;
 pub use classify::{Classification, ClassifyOptions, Classifier};
 pub use constrain::{Checks, Constrainer, Constraint};
 pub use error::{Error, ErrorClass, ErrorCode, Result};
-pub use generate::{FinishReason, GenerateOptions, Generation, Timings};
+pub use generate::{FinishReason, GenerateOptions, Generation, OnTokens, Timings};
 pub use instance::{Instance, ModelInfo};
 pub use model::{Model, Session};
 pub use sampler::SamplerConfig;

@@ -12,7 +12,7 @@ use llguidance::toktrie::{TokEnv, TokRxInfo, TokTrie, TokenizerEnv};
 use llguidance::{Matcher, ParserFactory};
 
 use crate::error::{Error, Result};
-use crate::generate::{FinishReason, GenerateOptions, Generation, Timings};
+use crate::generate::{FinishReason, GenerateOptions, Generation, OnTokens, Timings};
 use crate::model::{Model, Output, Session};
 use crate::prompt_cache::PromptCache;
 use crate::sampler::Sampler;
@@ -282,6 +282,20 @@ impl Model {
         constraint: &Constraint,
         opts: &GenerateOptions,
     ) -> Result<Generation> {
+        self.generate_constrained_streaming(cons, cache, prompt, constraint, opts, &mut |_, _| {})
+    }
+
+    /// As [`Model::generate_constrained`], calling `on_tokens` with each step's ids as they are
+    /// chosen (the opening the grammar forces first, then each sampled token with what it forces).
+    pub fn generate_constrained_streaming(
+        &self,
+        cons: &Constrainer,
+        cache: &mut PromptCache,
+        prompt: &str,
+        constraint: &Constraint,
+        opts: &GenerateOptions,
+        on_tokens: OnTokens<'_>,
+    ) -> Result<Generation> {
         let mut matcher = cons.matcher(constraint)?;
         let prompt_ids = self.prompt_tokens(prompt, opts)?;
         let mut sampler = self.start_generation(&prompt_ids, opts)?;
@@ -296,8 +310,20 @@ impl Model {
         timings.prefill_tokens = prompt_ids.len() + opening.len() - ev.reused;
         timings.prefill_ms = clock.ms();
         let mut output = ev.output;
-        let result =
-            self.constrained_steps(cons, cache.session(self), &mut matcher, &mut sampler, &mut output, opening, opts, &mut timings);
+        if !opening.is_empty() {
+            on_tokens(&opening, &self.tokenizer.decode_bytes(&opening));
+        }
+        let result = self.constrained_steps(
+            cons,
+            cache.session(self),
+            &mut matcher,
+            &mut sampler,
+            &mut output,
+            opening,
+            opts,
+            &mut timings,
+            on_tokens,
+        );
         // Leave the cache holding the prompt for the next call.
         let session = cache.session(self);
         if !session.truncate(prompt_ids.len()) {
@@ -328,6 +354,7 @@ impl Model {
         opening: Vec<u32>,
         opts: &GenerateOptions,
         timings: &mut Timings,
+        on_tokens: OnTokens<'_>,
     ) -> Result<(Vec<u32>, Vec<f32>, usize)> {
         let clock = Stopwatch::start();
         let max = opts.max_tokens as usize;
@@ -369,6 +396,8 @@ impl Model {
             // batch with the chosen token (a forward pass streams every layer's weights).
             let forced = jump_forward(matcher, tokens.len(), max)?;
             tokens.extend_from_slice(&forced);
+            let step = &tokens[tokens.len() - 1 - forced.len()..];
+            on_tokens(step, &self.tokenizer.decode_bytes(step));
             if matcher.is_stopped() || tokens.len() >= max {
                 break;
             }

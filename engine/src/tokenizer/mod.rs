@@ -374,11 +374,16 @@ impl Tokenizer {
 
     /// Detokenize ids into text (invalid UTF-8 sequences are replaced).
     pub fn decode(&self, ids: &[u32]) -> String {
+        String::from_utf8_lossy(&self.decode_bytes(ids)).into_owned()
+    }
+
+    /// The bytes of `ids`' pieces, one after the other (a character may be split at either end).
+    pub fn decode_bytes(&self, ids: &[u32]) -> Vec<u8> {
         let mut bytes = Vec::new();
         for &id in ids {
             self.push_piece(id, &mut bytes);
         }
-        String::from_utf8_lossy(&bytes).into_owned()
+        bytes
     }
 }
 
