@@ -4,6 +4,7 @@
     cluster.py up SERVICE.wasm [--hosts N]        start everything; serve until Ctrl-C
     cluster.py smoke SERVICE.wasm                 start, one classify per host and through the balancer, stop
     cluster.py failover SERVICE.wasm REPORT.md    the failover runs (with and without retries)
+    cluster.py memory SERVICE.wasm UNBAKED.wasm   RSS per host: the baked image, then file-loaded weights
 
 The pieces, each bound to 127.0.0.1 explicitly:
 - an OCI registry (Debian's `docker-registry`): wasmCloud hosts pull components from a
@@ -102,8 +103,9 @@ class Host:
 
 
 class Cluster:
-    def __init__(self, wasm, hosts=3, pool_size=1):
-        self.wasm, self.n_hosts, self.pool_size = wasm, hosts, pool_size
+    def __init__(self, wasm, hosts=3, pool_size=1, model=None):
+        """`model`: a GGUF for an unbaked service, mounted read-only at /models."""
+        self.wasm, self.n_hosts, self.pool_size, self.model = wasm, hosts, pool_size, model
         self.dir = tempfile.mkdtemp(prefix="edgeslm-cluster-")
         self.procs = []
         self.hosts = {}
@@ -175,11 +177,11 @@ class Cluster:
                 "namespace": "default",
                 "name": "edgeslm",
                 "witWorld": {
-                    "components": [{"name": "edgeslm", "image": self.image, "poolSize": self.pool_size, "localResources": {"environment": {}}}],
+                    "components": [{"name": "edgeslm", "image": self.image, "poolSize": self.pool_size, "localResources": self.resources()}],
                     # wash host routes by the Host header; 127.0.0.1 is what the balancer and tests send.
                     "hostInterfaces": [{"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"], "config": {"host": "127.0.0.1"}}],
                 },
-                "volumes": [],
+                "volumes": [{"name": "models", "hostPath": {"localPath": os.path.dirname(self.model)}}] if self.model else [],
             },
         })
         state = reply.get("workloadStatus", {}).get("workloadState")
@@ -189,6 +191,14 @@ class Cluster:
         log(f"{name}: host {host_id[0]} on 127.0.0.1:{port}, service placed and answering in {time.time() - clock:.1f} s")
         self.hosts[name] = Host(name, port, proc, host_id[0], log_path)
         return self.hosts[name]
+
+    def resources(self):
+        if not self.model:
+            return {"environment": {}}
+        return {
+            "environment": {"EDGESLM_MODEL": "/models/" + os.path.basename(self.model)},
+            "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+        }
 
     def start_balancer(self, retries):
         if self.balancer:
@@ -355,6 +365,33 @@ def failover(wasm, report, n=240, rate=2.0):
     write_report(report, runs, n, seconds)
 
 
+def memory(baked, unbaked, out):
+    """RSS per host after placing the service and answering 6 requests on it (its pool of one
+    warm instance), and with 4 warm instances, for the baked image and the file-loaded one."""
+    model = os.path.join(ROOT, "models/gemma-3-270m-q4_k_m.gguf")
+    rows = []
+    for label, wasm, path in (("baked image", baked, None), ("file-loaded (EDGESLM_MODEL, read-only mount)", unbaked, model)):
+        for pool in (1, 4):
+            with Cluster(wasm, hosts=1, pool_size=pool, model=path) as c:
+                h = c.hosts["h1"]
+                idle = h.rss_mb()
+                first = classify(h.port)
+                with ThreadPoolExecutor(max_workers=pool) as ex:
+                    answers = list(ex.map(lambda _: classify(h.port), range(6 * pool)))
+                assert all(a[0] == 200 for a in answers + [first]), answers
+                lat = sorted(a[2] for a in answers)
+                rows.append((label, pool, round(idle), round(h.rss_mb()), round(first[2] * 1000), round(lat[len(lat) // 2] * 1000)))
+                log(f"{label}, pool {pool}: {rows[-1]}")
+    with open(out, "a") as f:
+        f.write("\n## Memory per host\n\nOne `wash host` with the service placed (`poolSize` warm instances), RSS after "
+                "placing it and after its first requests; the first request's time and the median of the next ones "
+                "(`classify`, concurrency = pool size).\n\n"
+                "| service | poolSize | RSS placed | RSS after requests | first request | median request |\n|---|---|---|---|---|---|\n")
+        for r in rows:
+            f.write(f"| {r[0]} | {r[1]} | {r[2]} MB | {r[3]} MB | {r[4]} ms | {r[5]} ms |\n")
+    log(f"report: {out}")
+
+
 def write_report(path, runs, n, seconds):
     lines = [
         "# The HTTP service on a local wasmCloud v2 cluster: failover under load",
@@ -385,10 +422,12 @@ def write_report(path, runs, n, seconds):
 
 
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("up", "smoke", "failover"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("up", "smoke", "failover", "memory"):
         sys.exit(__doc__)
     mode, wasm = sys.argv[1], os.path.abspath(sys.argv[2])
-    if mode == "smoke":
+    if mode == "memory":
+        memory(wasm, os.path.abspath(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else os.path.join(ROOT, "bench/results/cluster.md"))
+    elif mode == "smoke":
         smoke(wasm)
     elif mode == "failover":
         failover(wasm, sys.argv[3] if len(sys.argv) > 3 else os.path.join(ROOT, "bench/results/cluster.md"))
