@@ -710,6 +710,24 @@ fn openai_chat_completions() {
         assert_eq!(finish, whole.body["choices"][0]["finish_reason"], "stop {stop}");
     }
 
+    // Log-probabilities: one per token, their bytes making the content; the tokens the
+    // schema forced (`{"category":"`...) are certain.
+    for (format, max_tokens) in [(json!({ "type": "json_schema", "json_schema": { "name": "ticket", "schema": ticket } }), 64), (json!({ "type": "text" }), 12)] {
+        let mut asked = request.clone();
+        asked["logprobs"] = json!(true);
+        asked["response_format"] = format;
+        asked["max_tokens"] = json!(max_tokens);
+        let r = post(addr, "/v1/chat/completions", &asked);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let content = r.body["choices"][0]["message"]["content"].as_str().unwrap();
+        let entries = r.body["choices"][0]["logprobs"]["content"].as_array().unwrap();
+        assert_eq!(entries.len() as u64, r.body["usage"]["completion_tokens"].as_u64().unwrap(), "{}", r.body);
+        let bytes: Vec<u8> = entries.iter().flat_map(|e| e["bytes"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8)).collect();
+        assert_eq!(String::from_utf8_lossy(&bytes), content);
+        assert!(entries.iter().all(|e| e["logprob"].as_f64().unwrap() <= 0.0), "{}", r.body);
+        assert!(entries.iter().any(|e| e["logprob"].as_f64().unwrap() < 0.0), "{}", r.body);
+    }
+
     let r = get(addr, "/v1/models");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["object"], "list");
@@ -727,7 +745,8 @@ fn openai_errors_are_typed() {
         (json!({ "messages": user, "response_format": { "type": "json_schema", "json_schema": { "name": "x", "schema": { "type": "nonsense" } } } }), 400, "invalid_schema"),
         (json!({ "messages": user, "response_format": { "type": "json_schema", "json_schema": { "name": "x" } } }), 400, "invalid_schema"),
         (json!({ "messages": user, "n": 2 }), 400, "unsupported_parameter"),
-        (json!({ "messages": user, "logprobs": true }), 400, "unsupported_parameter"),
+        (json!({ "messages": user, "logprobs": true, "stream": true }), 400, "unsupported_parameter"),
+        (json!({ "messages": user, "logprobs": true, "top_logprobs": 2 }), 400, "unsupported_parameter"),
         (json!({ "messages": user, "tools": [{ "type": "function", "function": { "name": "f" } }] }), 400, "unsupported_parameter"),
         (json!({ "messages": user, "response_format": { "type": "json_object" }, "stop": ["}"] }), 400, "unsupported_parameter"),
         (json!({ "messages": [{ "role": "user", "content": [{ "type": "image_url", "image_url": { "url": "x" } }] }] }), 400, "unsupported_parameter"),

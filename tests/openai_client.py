@@ -76,6 +76,13 @@ except openai.BadRequestError as e:
     assert e.status_code == 400, e
     assert e.code == "invalid_schema", e.body
 
+# Log-probabilities, one per token.
+with_logprobs = client.chat.completions.create(model="edgeslm", messages=messages, response_format=schema_format, logprobs=True)
+entries = with_logprobs.choices[0].logprobs.content
+assert len(entries) == with_logprobs.usage.completion_tokens, with_logprobs
+assert "".join(e.token for e in entries) == with_logprobs.choices[0].message.content, entries
+assert all(e.logprob <= 0 for e in entries), entries
+
 models = client.models.list()
 assert len(models.data) == 1 and models.data[0].id, models
 

@@ -201,6 +201,7 @@ fn generate(s: &mut Service, req: GenerateRequest, config: &Config) -> Result<Re
         parse_special: o.parse_special.unwrap_or(d.parse_special),
         chat: o.chat.unwrap_or(d.chat),
         history: Vec::new(),
+        logprobs: false,
     };
     let setup = Stopwatch::start();
     s.instance.constrainer().map_err(engine_error)?;

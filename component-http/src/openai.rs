@@ -28,6 +28,7 @@ pub struct ChatRequest {
     pub stop: Option<Stop>,
     pub seed: Option<u64>,
     pub logprobs: Option<bool>,
+    pub top_logprobs: Option<u32>,
     pub stream: Option<bool>,
     pub stream_options: Option<StreamOptions>,
     pub n: Option<u32>,
@@ -162,8 +163,11 @@ impl ChatRequest {
         if self.tools.as_ref().is_some_and(|t| !t.is_empty()) {
             return Err(unsupported("tools"));
         }
-        if self.logprobs == Some(true) {
-            return Err(unsupported("logprobs"));
+        if self.top_logprobs.is_some_and(|n| n > 0) {
+            return Err(unsupported("top_logprobs"));
+        }
+        if self.logprobs == Some(true) && self.stream == Some(true) {
+            return Err(unsupported("logprobs with stream"));
         }
         if self.frequency_penalty.is_some_and(|p| p != 0.0) || self.presence_penalty.is_some_and(|p| p != 0.0) {
             return Err(unsupported("a frequency or presence penalty"));
@@ -194,7 +198,9 @@ pub fn chat_completions(s: &mut Service, req: ChatRequest, config: &Config) -> R
     let call = Completion::prepare(s, &req, config)?;
     if req.stream != Some(true) {
         let g = s.instance.generate_streaming(&call.prompt, call.constraint.as_ref(), &call.opts, &mut |_, _| {});
-        return Ok(ok(call.answer(&g.map_err(engine_error)?)));
+        let g = g.map_err(engine_error)?;
+        let logprobs = call.opts.logprobs.then(|| token_logprobs(&s.instance, &g));
+        return Ok(ok(call.answer(&g, logprobs)));
     }
     // What a stream could only report after its 200 is checked first: the schema compiles.
     if let Some(c) = &call.constraint {
@@ -238,6 +244,7 @@ impl Completion {
             parse_special: true,
             chat: true,
             history,
+            logprobs: req.logprobs == Some(true),
         };
         let prompt_tokens = s.instance.model().prompt_tokens(&prompt, &opts).map_err(engine_error)?.len();
         let limit = s.instance.info().context_length;
@@ -274,7 +281,7 @@ impl Completion {
         })
     }
 
-    fn answer(&self, g: &engine::Generation) -> Value {
+    fn answer(&self, g: &engine::Generation, logprobs: Option<Value>) -> Value {
         json!({
             "id": self.id,
             "object": "chat.completion",
@@ -283,7 +290,7 @@ impl Completion {
             "choices": [{
                 "index": 0,
                 "message": { "role": "assistant", "content": g.text },
-                "logprobs": null,
+                "logprobs": logprobs,
                 "finish_reason": finish_reason(g),
             }],
             "usage": self.usage(g.tokens.len()),
@@ -323,6 +330,28 @@ impl Completion {
             Err(e) => emit(openai_error(engine_error(e)).body),
         }
     }
+}
+
+/// OpenAI's `logprobs.content`: each token of the answer (not those past a stop string's
+/// cut) with its text, bytes and log-probability (0 for tokens a schema forced).
+fn token_logprobs(instance: &engine::Instance, g: &engine::Generation) -> Value {
+    let tokenizer = &instance.model().tokenizer;
+    let mut at = 0;
+    let mut content = Vec::new();
+    for (&id, &logprob) in g.tokens.iter().zip(&g.token_logprobs) {
+        if at >= g.text.len() && !g.text.is_empty() {
+            break;
+        }
+        let bytes = tokenizer.piece(id);
+        at += bytes.len();
+        content.push(json!({
+            "token": String::from_utf8_lossy(&bytes),
+            "logprob": logprob,
+            "bytes": bytes,
+            "top_logprobs": [],
+        }));
+    }
+    json!({ "content": content })
 }
 
 fn finish_reason(g: &engine::Generation) -> &'static str {

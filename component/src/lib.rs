@@ -223,6 +223,7 @@ fn options(o: GenerateOptions) -> engine::GenerateOptions {
         parse_special: o.parse_special.unwrap_or(d.parse_special),
         chat: o.chat.unwrap_or(d.chat),
         history: Vec::new(),
+        logprobs: false,
     }
 }
 

@@ -19,11 +19,14 @@ pub struct GenerateOptions {
     /// message, earlier turns). An empty prompt then adds no user turn: the conversation
     /// ends with the last of these.
     pub history: Vec<(String, String)>,
+    /// Record each generated token's log-probability under the model (`token_logprobs`):
+    /// a log-softmax over the vocabulary per step, so only when asked.
+    pub logprobs: bool,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 128, sampler: SamplerConfig::default(), stop: vec![], parse_special: false, chat: false, history: vec![] }
+        GenerateOptions { max_tokens: 128, sampler: SamplerConfig::default(), stop: vec![], parse_special: false, chat: false, history: vec![], logprobs: false }
     }
 }
 
@@ -90,6 +93,10 @@ pub struct Generation {
     /// among the tokens the constraint allowed at that step (forced tokens are certain and
     /// not listed). Empty for unconstrained generation.
     pub logprobs: Vec<f32>,
+    /// With `logprobs`: the natural-log probability of each of `tokens` under the model's
+    /// distribution at its step (over the tokens the constraint allowed; 0 for the tokens the
+    /// grammar forced). Empty otherwise.
+    pub token_logprobs: Vec<f32>,
     /// Constrained generation: steps where the token budget set the model's choice aside
     /// because it left no complete output reachable within `max_tokens`.
     pub budget_steered: usize,
@@ -172,6 +179,7 @@ impl Model {
 
         let clock = Stopwatch::start();
         let mut tokens = Vec::with_capacity(opts.max_tokens as usize);
+        let mut token_logprobs = Vec::new();
         let mut bytes: Vec<u8> = Vec::with_capacity(16 * opts.max_tokens as usize);
         let mut finish = FinishReason::MaxTokens;
         let mut cut = None;
@@ -180,6 +188,9 @@ impl Model {
             if self.tokenizer.is_eog(next) {
                 finish = FinishReason::EndOfGeneration;
                 break;
+            }
+            if opts.logprobs {
+                token_logprobs.push(crate::sampler::log_softmax_at(&logits, next, None));
             }
             tokens.push(next);
             let before = bytes.len();
@@ -206,6 +217,7 @@ impl Model {
             finish_reason: finish,
             timings,
             logprobs: Vec::new(),
+            token_logprobs,
             budget_steered: 0,
         })
     }

@@ -151,6 +151,22 @@ impl Xoshiro256 {
     }
 }
 
+
+/// log p(id) under softmax(logits); -inf entries (masked tokens) contribute nothing. With
+/// `ids` (the allowed ids, ascending: exactly the finite entries) only those are read; the
+/// sums run in the same order, so the result is the same either way.
+pub(crate) fn log_softmax_at(logits: &[f32], id: u32, ids: Option<&[u32]>) -> f32 {
+    let finite = || -> Box<dyn Iterator<Item = f32> + '_> {
+        match ids {
+            Some(ids) => Box::new(ids.iter().map(|&i| logits[i as usize])),
+            None => Box::new(logits.iter().copied().filter(|v| v.is_finite())),
+        }
+    };
+    let max = finite().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = finite().map(|v| ((v - max) as f64).exp()).sum();
+    (logits[id as usize] - max) - sum.ln() as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

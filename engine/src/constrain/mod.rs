@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::generate::{FinishReason, GenerateOptions, Generation, OnTokens, Timings};
 use crate::model::{Model, Output, Session};
 use crate::prompt_cache::PromptCache;
-use crate::sampler::Sampler;
+use crate::sampler::{log_softmax_at, Sampler};
 use crate::timing::Stopwatch;
 use crate::tokenizer::{Attr, Tokenizer};
 
@@ -330,7 +330,7 @@ impl Model {
             session.reset();
         }
         cache.trim();
-        let (tokens, logprobs, budget_steered) = result?;
+        let (tokens, logprobs, token_logprobs, budget_steered) = result?;
         let text = self.tokenizer.decode(&tokens);
         Ok(Generation {
             text,
@@ -339,6 +339,7 @@ impl Model {
             finish_reason: FinishReason::EndOfGeneration,
             timings,
             logprobs,
+            token_logprobs,
             budget_steered,
         })
     }
@@ -355,13 +356,15 @@ impl Model {
         opts: &GenerateOptions,
         timings: &mut Timings,
         on_tokens: OnTokens<'_>,
-    ) -> Result<(Vec<u32>, Vec<f32>, usize)> {
+    ) -> Result<(Vec<u32>, Vec<f32>, Vec<f32>, usize)> {
         let clock = Stopwatch::start();
         let max = opts.max_tokens as usize;
         // The output so far: the opening forced tokens, already evaluated with the prompt.
+        let mut token_logprobs: Vec<f32> = if opts.logprobs { vec![0.0; opening.len()] } else { Vec::new() };
         let mut tokens: Vec<u32> = opening;
         let mut logprobs: Vec<f32> = Vec::new();
         let mut allowed: Vec<u32> = Vec::new();
+        let mut step_bytes: Vec<u8> = Vec::new();
         let mut budget = Budget::default();
         while !matcher.is_stopped() && tokens.len() < max {
             let mask_clock = Stopwatch::start();
@@ -386,7 +389,8 @@ impl Model {
             };
             let next = cons.choose_within_budget(matcher, sampler, &mut logits, &tokens, max, &mut budget);
             // Over the allowed ids only where they were listed: a few values, not the vocabulary.
-            logprobs.push(log_softmax_at(&logits, next, sparse.then_some(allowed.as_slice())));
+            let logprob = log_softmax_at(&logits, next, sparse.then_some(allowed.as_slice()));
+            logprobs.push(logprob);
             if next == cons.eos {
                 break; // only allowed where the output is complete
             }
@@ -396,8 +400,14 @@ impl Model {
             // batch with the chosen token (a forward pass streams every layer's weights).
             let forced = jump_forward(matcher, tokens.len(), max)?;
             tokens.extend_from_slice(&forced);
+            if opts.logprobs {
+                token_logprobs.push(logprob);
+                token_logprobs.extend(std::iter::repeat_n(0.0, forced.len()));
+            }
             let step = &tokens[tokens.len() - 1 - forced.len()..];
-            on_tokens(step, &self.tokenizer.decode_bytes(step));
+            step_bytes.clear();
+            step.iter().for_each(|&id| self.tokenizer.push_piece(id, &mut step_bytes));
+            on_tokens(step, &step_bytes);
             if matcher.is_stopped() || tokens.len() >= max {
                 break;
             }
@@ -409,7 +419,7 @@ impl Model {
         if !matcher.is_stopped() && !matcher.is_accepting().unwrap_or(false) {
             return Err(Error::OutputTruncated { tokens: max });
         }
-        Ok((tokens, logprobs, budget.steered))
+        Ok((tokens, logprobs, token_logprobs, budget.steered))
     }
 }
 
@@ -494,17 +504,3 @@ fn jump_forward(matcher: &mut Matcher, have: usize, max: usize) -> Result<Vec<u3
     Ok(all)
 }
 
-/// log p(id) under softmax(logits); -inf entries (masked tokens) contribute nothing. With
-/// `ids` (the allowed ids, ascending: exactly the finite entries) only those are read; the
-/// sums run in the same order, so the result is the same either way.
-fn log_softmax_at(logits: &[f32], id: u32, ids: Option<&[u32]>) -> f32 {
-    let finite = || -> Box<dyn Iterator<Item = f32> + '_> {
-        match ids {
-            Some(ids) => Box::new(ids.iter().map(|&i| logits[i as usize])),
-            None => Box::new(logits.iter().copied().filter(|v| v.is_finite())),
-        }
-    };
-    let max = finite().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = finite().map(|v| ((v - max) as f64).exp()).sum();
-    (logits[id as usize] - max) - sum.ln() as f32
-}
