@@ -117,6 +117,7 @@ impl Budget {
     }
 
     fn built(&self, value: Value, what: &str) -> Result<Value, Error> {
+        let value = flatten(value, what)?;
         self.add(size(&value), what)?;
         Ok(value)
     }
@@ -124,6 +125,25 @@ impl Budget {
 
 fn invalid(message: String) -> Error {
     Error::new(ErrorKind::InvalidOperation, message)
+}
+
+/// A sequence as a plain list of its items. minijinja builds `l + l`, `l * n` and `chain`
+/// lazily: a tree of 2^32 empty parts has no items to count, yet walking it never ends. Every
+/// sequence an operator, filter or method gives back is made flat here (walking it costs its
+/// items, its inputs being flat too), and refused past the bound on its items.
+fn flatten(value: Value, what: &str) -> Result<Value, Error> {
+    if !matches!(value.kind(), ValueKind::Seq | ValueKind::Iterable) {
+        return Ok(value);
+    }
+    let Ok(items) = value.try_iter() else { return Ok(value) };
+    let mut flat = Vec::new();
+    for item in items {
+        if flat.len() >= MAX_VALUE_BYTES / 8 {
+            return Err(invalid(format!("{what} would build a sequence of more than {} items", MAX_VALUE_BYTES / 8)));
+        }
+        flat.push(item);
+    }
+    Ok(Value::from(flat))
 }
 
 /// A value's bytes: a string's length, a sequence's or map's items plus 8 each, 8 for
@@ -215,8 +235,10 @@ fn measure_environment(env: &mut Environment<'_>, budget: &Arc<Budget>) {
     env.add_function(MUL, move |a: Value, c: Value| {
         let (item, count) = if a.is_number() { (&c, &a) } else { (&a, &c) };
         if !item.is_number() {
+            // A sequence's repeat costs a step even when it adds nothing (`[] * 77777777`).
             let count = count.as_usize().unwrap_or(usize::MAX);
-            b.check(size(item).saturating_mul(count), "`*`")?;
+            let each = if item.kind() == ValueKind::String { size(item) } else { size(item).max(8) };
+            b.check(each.saturating_mul(count), "`*`")?;
         }
         b.built(operator("a * b", &a, &c, &Value::UNDEFINED, &Value::UNDEFINED)?, "`*`")
     });
@@ -348,7 +370,7 @@ fn check_constants(template: &Stmt<'_>) -> Result<(), Error> {
     let mut total = 0usize;
     let mut result = Ok(());
     visit_exprs(template, &mut |expr| {
-        if let Some(Folded::Bytes(bytes)) = fold(expr) {
+        if let Some(Folded::Text(bytes) | Folded::Items(bytes)) = fold(expr) {
             total = total.saturating_add(bytes);
             if (bytes > MAX_VALUE_BYTES || total > MAX_BUILT_BYTES) && result.is_ok() {
                 result = Err(invalid(format!("the template has a constant of more than {MAX_VALUE_BYTES} bytes")));
@@ -358,43 +380,52 @@ fn check_constants(template: &Stmt<'_>) -> Result<(), Error> {
     result
 }
 
-/// What folding a constant expression gives, without building it: a number, or bytes.
+/// What folding a constant expression gives, without building it: a number, or the bytes of
+/// a string or of a sequence's items.
 enum Folded {
     Number(Value),
-    Bytes(usize),
+    Text(usize),
+    Items(usize),
 }
 
 fn fold(expr: &Expr<'_>) -> Option<Folded> {
-    let bytes = |v: &Value| Folded::Bytes(size(v));
+    let of = |v: &Value| match v.kind() {
+        ValueKind::Number => Folded::Number(v.clone()),
+        ValueKind::String => Folded::Text(size(v)),
+        _ => Folded::Items(size(v)),
+    };
     match expr {
-        Expr::Const(c) if c.value.is_number() => Some(Folded::Number(c.value.clone())),
-        Expr::Const(c) => Some(bytes(&c.value)),
-        Expr::List(list) => list.items.iter().try_fold(0usize, |n, item| Some(n.saturating_add(folded_bytes(item)?))).map(Folded::Bytes),
-        Expr::Map(map) => map.values.iter().chain(&map.keys).try_fold(0usize, |n, item| Some(n.saturating_add(folded_bytes(item)?))).map(Folded::Bytes),
+        Expr::Const(c) => Some(of(&c.value)),
+        Expr::List(list) => folded_items(list.items.iter()),
+        Expr::Map(map) => folded_items(map.keys.iter().chain(&map.values)),
         Expr::UnaryOp(op) => match fold(&op.expr)? {
-            Folded::Number(_) => expr.as_const().map(Folded::Number),
-            Folded::Bytes(_) => Some(Folded::Bytes(8)),
+            Folded::Number(_) => expr.as_const().map(|v| of(&v)),
+            _ => Some(Folded::Number(Value::from(false))),
         },
         Expr::BinOp(op) => match (op.op, fold(&op.left)?, fold(&op.right)?) {
-            (_, Folded::Number(_), Folded::Number(_)) => expr.as_const().map(|v| if v.is_number() { Folded::Number(v) } else { bytes(&v) }),
-            (BinOpKind::Mul, Folded::Bytes(b), Folded::Number(n)) | (BinOpKind::Mul, Folded::Number(n), Folded::Bytes(b)) => {
-                Some(Folded::Bytes(b.saturating_mul(n.as_usize().unwrap_or(0))))
+            (_, Folded::Number(_), Folded::Number(_)) => expr.as_const().map(|v| of(&v)),
+            (BinOpKind::Mul, Folded::Text(b), Folded::Number(n)) | (BinOpKind::Mul, Folded::Number(n), Folded::Text(b)) => {
+                Some(Folded::Text(b.saturating_mul(n.as_usize().unwrap_or(0))))
             }
-            (_, l, r) => Some(Folded::Bytes(folded_size(&l).saturating_add(folded_size(&r)))),
+            // A sequence's repeat costs a step even when it adds nothing (`() * 77777777`).
+            (BinOpKind::Mul, Folded::Items(b), Folded::Number(n)) | (BinOpKind::Mul, Folded::Number(n), Folded::Items(b)) => {
+                Some(Folded::Items(b.max(8).saturating_mul(n.as_usize().unwrap_or(0))))
+            }
+            (_, l, r) => Some(Folded::Text(folded_size(&l).saturating_add(folded_size(&r)))),
         },
         _ => None,
     }
 }
 
+fn folded_items<'a, 'e: 'a>(mut exprs: impl Iterator<Item = &'a Expr<'e>>) -> Option<Folded> {
+    exprs.try_fold(0usize, |n, item| Some(n.saturating_add(folded_size(&fold(item)?)))).map(Folded::Items)
+}
+
 fn folded_size(folded: &Folded) -> usize {
     match folded {
         Folded::Number(_) => 8,
-        Folded::Bytes(b) => *b,
+        Folded::Text(b) | Folded::Items(b) => *b,
     }
-}
-
-fn folded_bytes(expr: &Expr<'_>) -> Option<usize> {
-    fold(expr).map(|f| folded_size(&f))
 }
 
 /// Calls `f` on every expression of a template, outermost first.
@@ -538,6 +569,19 @@ mod tests {
         // `l + l` is lazy in minijinja: 2^40 items cost nothing until a filter walks them.
         refused("{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|length }}", "would build");
         refused("{{ (range(100000) * 100000)|list|length }}", "`*` would build");
+    }
+
+    #[test]
+    fn empty_sequences_cost_their_steps() {
+        // Campaign finding: 77,777,777 × 76 repeats of an empty list, folded at compile time,
+        // hung the first walk over it.
+        refused("{{077777777*()*76*('x') }}", "a constant of more than");
+        refused("{{ [] * 77777777 }}", "a constant of more than");
+        refused("{% set n = 77777777 %}{{ ([] * n)|length }}", "`*` would build");
+        // Lazily doubled empty lists: flat after each step, so each step costs nothing.
+        let template = "{% set ns = namespace(l=[]) %}{% for i in range(60) %}{% set ns.l = ns.l + ns.l %}\
+                        {% set ns.l = ns.l|chain(ns.l) %}{% endfor %}{{ ns.l|length }}";
+        assert_eq!(render(template).unwrap(), "0");
     }
 
     #[test]
