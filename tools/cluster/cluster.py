@@ -226,6 +226,8 @@ backend hosts
   # wash host routes by the Host header: the check must send one.
   http-check send meth GET uri /v1/health ver HTTP/1.1 hdr host 127.0.0.1
   http-check expect status 200
+  # A busy host answers its check late, not never: 5 s before a check counts as failed.
+  timeout check 5s
   default-server inter 500ms fall 2 rise 2
   http-response set-header x-edgeslm-host %s
 {servers}
