@@ -5,7 +5,8 @@
 //! `{% set s = s ~ s %}` in a loop of 24 steps builds 134 MB from a 60-byte template. So a
 //! template is compiled here with the operators that build values (`~`, `+`, `*`, slices)
 //! turned into calls of measured functions; every filter and string method is wrapped; every
-//! emitted value is counted. No value may exceed [`MAX_VALUE_BYTES`] and everything built in
+//! emitted value is counted; an assignment to a namespace stores a detached copy (no reference
+//! cycle outlives a render). No value may exceed [`MAX_VALUE_BYTES`] and everything built in
 //! one render may not exceed [`MAX_BUILT_BYTES`]. The template's own text, repeated by loops,
 //! is bounded through fuel (steps × its longest piece of text ≤ [`MAX_RAW_BYTES`]), and
 //! constants folded at compile time are measured before they are folded.
@@ -39,6 +40,7 @@ const CONCAT: &str = "__edgeslm_concat";
 const ADD: &str = "__edgeslm_add";
 const MUL: &str = "__edgeslm_mul";
 const SLICE: &str = "__edgeslm_slice";
+const DETACH: &str = "__edgeslm_detach";
 
 /// A template compiled with its value-building operators measured.
 pub struct Template<'source> {
@@ -58,11 +60,16 @@ impl<'source> Template<'source> {
         check_constants(&ast)?;
         let mut generator = CodeGenerator::new("chat", source);
         generator.compile_stmt(&ast);
-        let (mut instructions, mut blocks) = generator.finish();
-        let mut longest_text = 1;
-        for code in std::iter::once(&mut instructions).chain(blocks.values_mut()) {
-            longest_text = longest_text.max(measure_operators(code));
-        }
+        let (code, blocks) = generator.finish();
+        let (instructions, mut longest_text) = measure_operators(&code);
+        let blocks = blocks
+            .into_iter()
+            .map(|(name, code)| {
+                let (code, longest) = measure_operators(&code);
+                longest_text = longest_text.max(longest);
+                (name, code)
+            })
+            .collect();
         let steps = MAX_STEPS.min((MAX_RAW_BYTES / longest_text) as u64);
         Ok(Self { instructions, blocks, steps })
     }
@@ -188,27 +195,77 @@ fn text_size(value: &Value) -> usize {
     }
 }
 
-/// Turns the operators that build values into calls of the measured functions (one
-/// instruction for one, so jump targets stay) and returns the length of the longest text.
-fn measure_operators(code: &mut Instructions<'_>) -> usize {
+/// The template's code with the operators that build values turned into calls of the
+/// measured functions (one instruction for one), and each assignment to a namespace
+/// (`{% set ns.x = value %}`) given a detached copy of its value: a namespace is the only thing
+/// a template can change, so a value holding the namespace it is stored in (`ns.x = [ns]`)
+/// would be a reference cycle that outlives the render. Returns the length of the longest text.
+fn measure_operators<'s>(code: &Instructions<'s>) -> (Instructions<'s>, usize) {
+    let n = code.len() as u32;
+    // Where each instruction starts in the new code: three are put before each assignment.
+    let mut start = Vec::with_capacity(n as usize + 1);
+    let mut at = 0;
+    for i in 0..n {
+        start.push(at);
+        at += if matches!(code.get(i), Some(Instruction::SetAttr(_))) { 4 } else { 1 };
+    }
+    start.push(at);
+    let to = |target: &u32| start[*target as usize];
+    let mut out = Instructions::new(code.name(), code.source());
     let mut longest_text = 1;
-    for index in 0..code.len() as u32 {
-        let Some(instruction) = code.get_mut(index) else { continue };
-        let call = match instruction {
-            Instruction::StringConcat => CONCAT,
-            Instruction::Add => ADD,
-            Instruction::Mul => MUL,
-            Instruction::Slice => SLICE,
+    for i in 0..n {
+        let line = code.get_line(i).unwrap_or(1) as u16;
+        let instruction = match code.get(i).cloned().expect("within the code") {
+            Instruction::StringConcat => Instruction::CallFunction(CONCAT, Some(2)),
+            Instruction::Add => Instruction::CallFunction(ADD, Some(2)),
+            Instruction::Mul => Instruction::CallFunction(MUL, Some(2)),
+            Instruction::Slice => Instruction::CallFunction(SLICE, Some(4)),
+            Instruction::Jump(t) => Instruction::Jump(to(&t)),
+            Instruction::JumpIfFalse(t) => Instruction::JumpIfFalse(to(&t)),
+            Instruction::JumpIfFalseOrPop(t) => Instruction::JumpIfFalseOrPop(to(&t)),
+            Instruction::JumpIfTrueOrPop(t) => Instruction::JumpIfTrueOrPop(to(&t)),
+            Instruction::Iterate(t) => Instruction::Iterate(to(&t)),
+            Instruction::BuildMacro(name, t, flags) => Instruction::BuildMacro(name, to(&t), flags),
             Instruction::EmitRaw(text) => {
                 longest_text = longest_text.max(text.len());
-                continue;
+                Instruction::EmitRaw(text)
             }
-            _ => continue,
+            Instruction::SetAttr(name) => {
+                // The stack is [value, namespace]: detach the value under it.
+                out.add_with_line(Instruction::Swap, line);
+                out.add_with_line(Instruction::CallFunction(DETACH, Some(1)), line);
+                out.add_with_line(Instruction::Swap, line);
+                Instruction::SetAttr(name)
+            }
+            other => other,
         };
-        let arguments = if call == SLICE { 4 } else { 2 };
-        *instruction = Instruction::CallFunction(call, Some(arguments));
+        out.add_with_line(instruction, line);
     }
-    longest_text
+    (out, longest_text)
+}
+
+/// A copy of `value` that shares no mutable object with it: sequences and maps rebuilt (a
+/// namespace as a map of what it holds now), strings and numbers shared as they are. Returns
+/// the items visited, which the budget counts.
+fn detach(value: &Value, depth: usize, visited: &mut usize) -> Value {
+    let items = |value: &Value| value.try_iter().into_iter().flatten();
+    match value.kind() {
+        _ if depth >= 64 => Value::from(()),
+        ValueKind::Seq | ValueKind::Iterable => Value::from(
+            items(value)
+                .map(|item| {
+                    *visited += 1;
+                    detach(&item, depth + 1, visited)
+                })
+                .collect::<Vec<_>>(),
+        ),
+        ValueKind::Map => Value::from_iter(items(value).map(|key| {
+            *visited += 1;
+            let item = value.get_item(&key).unwrap_or_default();
+            (key, detach(&item, depth + 1, visited))
+        })),
+        _ => value.clone(),
+    }
 }
 
 /// minijinja's own operators, evaluated where the measured functions let them run.
@@ -241,6 +298,13 @@ fn measure_environment(env: &mut Environment<'_>, budget: &Arc<Budget>) {
             b.check(each.saturating_mul(count), "`*`")?;
         }
         b.built(operator("a * b", &a, &c, &Value::UNDEFINED, &Value::UNDEFINED)?, "`*`")
+    });
+    let b = budget.clone();
+    env.add_function(DETACH, move |value: Value| {
+        let mut visited = 0;
+        let copy = detach(&value, 0, &mut visited);
+        b.add(visited.saturating_mul(8), "an assignment")?;
+        Ok::<_, Error>(copy)
     });
     let b = budget.clone();
     env.add_function(SLICE, move |a: Value, start: Value, stop: Value, step: Value| {
@@ -614,6 +678,18 @@ mod tests {
         refused(&template, "fuel");
         let template = format!("{{% for i in range(100) %}}{text}{{% endfor %}}");
         assert_eq!(render(&template).unwrap().len(), 100 * text.len());
+    }
+
+    #[test]
+    fn namespaces_hold_no_cycles() {
+        // Campaign finding 7: `ns.s = (ns, ...)` made a reference cycle, leaked at every render
+        // (LeakSanitizer in the fuzz target; the input is a seed). Stored, a namespace is a
+        // snapshot of what it held.
+        let template = "{% set ns = namespace(a=1) %}{% set ns.me = [ns] %}{% set ns.a = 2 %}{{ ns.me[0].a }} {{ ns.a }}";
+        assert_eq!(render(template).unwrap(), "1 2");
+        let template = "{% set ns = namespace(s='ab', n=0) %}{% for i in range(11) %}{% set ns.s = ns, i %}\
+                        {% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }} {{ ns.s[1] }} {{ ns.s[0].n }}";
+        assert_eq!(render(template).unwrap(), "11 10 10");
     }
 
     #[test]
