@@ -52,6 +52,36 @@ fn llama_cpp_tokenizer_tests_of_other_families() {
     }
 }
 
+/// Byte-level BPE gives any text back, less the bytes the vocabulary has no token for:
+/// StarCoder's and Refact's lack 0xf1 (the lead byte of U+40000..U+7FFFF, the fuzzer's
+/// `3.9\u{5f662}`); MPT's, StarCoder's and Refact's lack bytes UTF-8 never uses. The
+/// others have all 256.
+#[test]
+fn byte_level_vocabularies_give_the_text_back() {
+    let texts = ["\u{0}3.9\u{5f662}b\u{0}b", "\u{10ffff}\u{e000}\u{fffd}", "tab\tnl\ncr\r", "ÿ€😀 ü", "  \u{a0}x"];
+    let table = edgeslm_engine::tokenizer::byte_to_char();
+    for (vocab, lacking) in [
+        ("llama-bpe", &[][..]),
+        ("qwen2", &[]),
+        ("gpt-2", &[]),
+        ("command-r", &[]),
+        ("qwen35", &[]),
+        ("mpt", &[0xc0, 0xc1, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff]),
+        ("starcoder", &[0xc0, 0xc1, 0xf1, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff]),
+        ("refact", &[0xc0, 0xc1, 0xf1, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff]),
+    ] {
+        let bytes = std::fs::read(dir().join(format!("ggml-vocab-{vocab}.gguf"))).unwrap_or_else(|e| panic!("{vocab}: {e} (scripts/fetch-vocab)"));
+        let tokenizer = Tokenizer::from_gguf(&mut Gguf::parse(&bytes).unwrap()).unwrap();
+        let missing: Vec<u8> = (0..=255u8).filter(|&b| tokenizer.token_id(&table[b as usize].to_string()).is_none()).collect();
+        assert_eq!(missing, lacking, "{vocab}: bytes without a token");
+        for text in texts {
+            let ids = tokenizer.encode(text, false, false);
+            let kept: Vec<u8> = text.bytes().filter(|b| !lacking.contains(b)).collect();
+            assert_eq!(tokenizer.decode_bytes(&ids), kept, "{vocab}: {text:?} {ids:?}");
+        }
+    }
+}
+
 #[test]
 fn llama_cpp_tokenizer_tests_natively() {
     for vocab in VOCABS {

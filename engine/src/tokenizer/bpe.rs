@@ -92,13 +92,13 @@ impl Bpe {
             for piece in pieces {
                 match tok.token_id(piece) {
                     Some(id) => out.push(id),
-                    // Not in the vocabulary: llama.cpp looks each byte of the piece up alone.
+                    // Not in the vocabulary (a merge whose result the vocabulary lacks): each
+                    // byte's own token. llama.cpp looks up each UTF-8 byte of the stand-in
+                    // text instead, which drops every byte whose stand-in is not ASCII;
+                    // the ids agree wherever llama.cpp keeps the text.
                     None => {
-                        for b in piece.bytes() {
-                            if let Some(id) = std::str::from_utf8(&[b]).ok().and_then(|s| tok.token_id(s)) {
-                                out.push(id);
-                            }
-                        }
+                        let mut buf = [0; 4];
+                        out.extend(piece.chars().filter_map(|c| tok.token_id(c.encode_utf8(&mut buf))));
                     }
                 }
             }
