@@ -522,6 +522,71 @@ fn wasmtime_serve_answers_the_seed_classify_request() {
     run_openai_client(&format!("http://{addr}/v1"));
 }
 
+/// Spin's other shape (examples/http-service/compose/spin.toml): a user's own HTTP component
+/// imports `edgeslm:runtime`, and the portable runtime component is plugged into it. Composed
+/// here by `wac plug` (what Spin's component dependencies do at load time) and served by
+/// `wasmtime serve` with the model directory mounted at /model, as the manifest mounts it.
+/// Each request is a fresh instance that loads the model file.
+#[test]
+fn composed_app_plugged_by_wac_under_wasmtime_serve() {
+    let wac = root().join("tools/wac/bin/wac");
+    assert!(wac.exists(), "{} is missing: run scripts/fetch-wac", wac.display());
+    let wasmtime = root().join("tools/wasmtime/wasmtime");
+    assert!(wasmtime.exists(), "{} is missing: run scripts/fetch-wasmtime", wasmtime.display());
+    let release = root().join("target/release");
+    let composed = std::env::temp_dir().join(format!("edgeslm-composed-{}.wasm", std::process::id()));
+    let out = std::process::Command::new(&wac)
+        .arg("plug")
+        .arg(release.join("edgeslm-compose-example.wasm"))
+        .arg("--plug")
+        .arg(release.join("edgeslm-component.wasm"))
+        .arg("-o")
+        .arg(&composed)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "wac plug: {}", String::from_utf8_lossy(&out.stderr));
+
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _server = Child(
+        std::process::Command::new(&wasmtime)
+            .args(["serve", "-Scli", "--addr", &addr.to_string(), "--dir"])
+            .arg(format!("{}::/model", root().join("models").display()))
+            .arg(&composed)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "wasmtime serve did not start listening");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::remove_file(&composed).ok();
+
+    // The seed's classify request, as the service takes it: the double charge is billing.
+    let r = post(addr, "/classify", &example("classify.json"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["label"], "billing", "{}", r.body);
+    let scores = r.body["scores"].as_object().unwrap();
+    let sum: f64 = scores.values().map(|p| p.as_f64().unwrap()).sum();
+    assert_eq!(scores.len(), 3);
+    assert!((sum - 1.0).abs() < 1e-6, "{sum}");
+    assert_eq!(r.body["confidence"], r.body["scores"]["billing"]);
+
+    // The seed's ticket, constrained by its schema inside the runtime.
+    let r = post(addr, "/generate", &example("ticket.json"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(ticket_is_valid(&r.body), "{}", r.body);
+    assert_eq!(r.body["category"], "billing", "{}", r.body);
+
+    // The runtime's typed errors reach the app, which answers with their codes.
+    let r = post(addr, "/classify", &json!({ "text": "x", "labels": ["only"] }));
+    assert_eq!((r.status, r.body["error"].as_str()), (422, Some("invalid-labels")), "{}", r.body);
+    let r = post(addr, "/generate", &json!({ "prompt": "x", "json_schema": { "type": "nope" } }));
+    assert_eq!((r.status, r.body["error"].as_str()), (422, Some("invalid-schema")), "{}", r.body);
+    assert_eq!(get(addr, "/nowhere").status, 404);
+}
+
 /// The server's limits: one instance, no queue, a 1.5 s deadline. A request past the
 /// deadline is stopped with 503 `timeout`; a request that finds the only instance busy gets
 /// 503 `overloaded` at once; both with retry-after, and the server keeps serving.

@@ -75,6 +75,13 @@ fn build_component() -> Result<PathBuf> {
     std::fs::copy(root().join("target/wasm32-wasip2/component/edgeslm_service.wasm"), &out)?;
     let size = std::fs::metadata(&out)?.len();
     println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
+    // The Spin composition example: a user's HTTP component importing edgeslm:runtime, which
+    // `wac plug` joins to the portable component (examples/http-service/compose/).
+    cargo(&["build", "-p", "edgeslm-compose-example", "--target", "wasm32-wasip2", "--profile", "component"])?;
+    std::fs::copy(
+        root().join("target/wasm32-wasip2/component/edgeslm_compose_example.wasm"),
+        out_dir.join("edgeslm-compose-example.wasm"),
+    )?;
     Ok(portable.unwrap())
 }
 
