@@ -25,6 +25,28 @@ const N_LAYER: usize = 2;
 
 /// The raw `tokenizer.*` key-value pairs of a GGUF file: (key, value type, value bytes).
 fn tokenizer_kv(bytes: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
+    all_kv(bytes).into_iter().filter(|(k, _, _)| k.starts_with("tokenizer.")).collect()
+}
+
+/// A vocabulary-only file: every key of llama.cpp's `ggml-vocab-{vocab}.gguf` but with
+/// `tokenizer.ggml.pre` = `pre`. For pre-tokenizers whose models' vocabularies are not among
+/// llama.cpp's files (gpt-4o: Phi-4-mini, Llama 4): the split is the pre-tokenizer's, the
+/// merges the file's.
+pub fn vocab_with_pre(vocab: &str, pre: &str) -> Vec<u8> {
+    let bytes = std::fs::read(root().join(format!("models/vocab/ggml-vocab-{vocab}.gguf"))).unwrap();
+    let mut w = GgufWriter::default();
+    for (key, ty, value) in all_kv(&bytes) {
+        if key == "tokenizer.ggml.pre" {
+            w.str(&key, pre);
+        } else {
+            w.raw(&key, ty, &value);
+        }
+    }
+    w.bytes()
+}
+
+/// The raw key-value pairs of a GGUF file: (key, value type, value bytes).
+fn all_kv(bytes: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
     let mut at = 24usize;
     let n_kv = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
     let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
@@ -58,9 +80,7 @@ fn tokenizer_kv(bytes: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
         let ty = u32_at(bytes, at);
         at += 4;
         let n = size(bytes, at, ty);
-        if key.starts_with("tokenizer.") {
-            out.push((key, ty, bytes[at..at + n].to_vec()));
-        }
+        out.push((key, ty, bytes[at..at + n].to_vec()));
         at += n;
     }
     out

@@ -11,6 +11,7 @@ use edgeslm_engine::tokenizer::Tokenizer;
 use edgeslm_engine::Model;
 use edgeslm_host::Host;
 use edgeslm_tests::root;
+use serde_json::Value;
 
 /// Llama 3 (byte-level BPE, `llama-bpe`), Qwen2 (`qwen2`), Phi-3 and Llama 2 (SentencePiece).
 const VOCABS: [&str; 4] = ["llama-bpe", "qwen2", "phi-3", "llama-spm"];
@@ -80,6 +81,35 @@ fn byte_level_vocabularies_give_the_text_back() {
             assert_eq!(tokenizer.decode_bytes(&ids), kept, "{vocab}: {text:?} {ids:?}");
         }
     }
+}
+
+/// The gpt-4o pre-tokenizer (Phi-4-mini, Llama 4), whose vocabularies are not among llama.cpp's
+/// files: Llama 3's vocabulary with `tokenizer.ggml.pre = gpt-4o`
+/// (`tiny_vocab::vocab_with_pre`), on llama.cpp's llama-bpe inputs and
+/// tests/fixtures/vocab/gpt-4o-extra.json (case splits, contractions, slashes, marks,
+/// scripts), against llama.cpp's ids on the same file (tools/llamacpp/record-tokenizer.mjs).
+#[test]
+fn gpt_4o_pre_tokenizer_matches_llama_cpp() {
+    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/vocab/gpt-4o-on-llama-bpe.json")).unwrap()).unwrap();
+    assert!(cases.len() >= 50, "{} cases", cases.len());
+    let bytes = edgeslm_tests::tiny_vocab::vocab_with_pre("llama-bpe", "gpt-4o");
+    let tokenizer = Tokenizer::from_gguf(&mut Gguf::parse(&bytes).unwrap()).unwrap();
+    let mut differ = 0;
+    for case in &cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect();
+        let got = tokenizer.encode(text, false, false);
+        if got != want {
+            differ += 1;
+            eprintln!("{text:?}\n  llama.cpp {want:?}\n  edgeslm   {got:?}");
+        }
+    }
+    assert_eq!(differ, 0, "{differ} of {} cases differ from llama.cpp", cases.len());
+    // The cases tell the two splits apart: Llama 3's own split gives other ids on some.
+    let llama3 = Tokenizer::from_gguf(&mut Gguf::parse(&std::fs::read(dir().join("ggml-vocab-llama-bpe.gguf")).unwrap()).unwrap()).unwrap();
+    let apart = cases.iter().filter(|c| c["ids"] != serde_json::json!(llama3.encode(c["text"].as_str().unwrap(), false, false))).count();
+    eprintln!("{apart} of {} cases tokenize differently under Llama 3's split", cases.len());
+    assert!(apart >= 5, "{apart}");
 }
 
 #[test]

@@ -18,6 +18,11 @@ pub enum PreTokenizer {
     Qwen2,
     /// Qwen3.5: Qwen2's, with combining marks (`\p{M}`) counted as letters.
     Qwen35,
+    /// GPT-4o (o200k; Phi-4-mini, Llama 4): words split by case, contractions kept on their
+    /// word, `\p{N}{1,3}`, punctuation runs taking trailing line breaks and slashes. As
+    /// llama.cpp runs it: a letter is "upper" unless it is a-z and "lower" unless it is A-Z,
+    /// so a non-ASCII letter is both.
+    Gpt4o,
 }
 
 impl PreTokenizer {
@@ -32,6 +37,7 @@ impl PreTokenizer {
             }
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "megrez" => PreTokenizer::Qwen2,
             "qwen35" => PreTokenizer::Qwen35,
+            "gpt-4o" | "llama4" | "kanana2" | "talkie" | "minimax-m2" => PreTokenizer::Gpt4o,
             other => {
                 return Err(Error::UnsupportedArchitecture(format!("BPE pre-tokenizer '{other}'")));
             }
@@ -57,6 +63,7 @@ impl PreTokenizer {
             PreTokenizer::Llama3 => llama3_split(text, 3, false, &mut out),
             PreTokenizer::Qwen2 => llama3_split(text, 1, false, &mut out),
             PreTokenizer::Qwen35 => llama3_split(text, 1, true, &mut out),
+            PreTokenizer::Gpt4o => gpt4o_split(text, &mut out),
             PreTokenizer::DigitsThenGpt2 => {
                 let mut start = 0;
                 for (i, c) in text.char_indices() {
@@ -287,6 +294,99 @@ fn llama3_split<'a>(text: &'a str, max_digits: usize, marks_are_letters: bool, o
     }
 }
 
+/// The GPT-4o pattern as llama.cpp rewrites it for std::regex (first alternative that
+/// matches, greedy with backtracking), alternative by alternative, with
+/// U = a letter but not a-z, W = a letter but not A-Z, X = `[^\r\n\p{L}\p{N}]`:
+///   X? U* W+ C? | X? U+ W* C? | \p{N}{1,3} | ' '?[^\s\p{L}\p{N}]+[\r\n/]* | \s*[\r\n]+ |
+///   \s+(?!\S) | \s+
+/// where C is one of 's 't 're 've 'm 'll 'd in any case.
+fn gpt4o_split<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let n = chars.len();
+    let cp = |i: usize| chars.get(i).map(|&(_, c)| c);
+    let fl = |i: usize| chars.get(i).map(|&(_, c)| flags(c)).unwrap_or_default();
+    let upper = |i: usize| fl(i).letter && !cp(i).is_some_and(|c| c.is_ascii_lowercase());
+    let lower = |i: usize| fl(i).letter && !cp(i).is_some_and(|c| c.is_ascii_uppercase());
+    let newline = |i: usize| matches!(cp(i), Some('\r' | '\n'));
+    let x = |i: usize| i < n && !(newline(i) || fl(i).letter || fl(i).number);
+    let run = |mut i: usize, class: &dyn Fn(usize) -> bool| {
+        while i < n && class(i) {
+            i += 1;
+        }
+        i
+    };
+    // The contraction at `i`, if any: its length in chars.
+    let contraction = |i: usize| -> usize {
+        if cp(i) != Some('\'') {
+            return 0;
+        }
+        let l = |k: usize| cp(i + k).map(|c| c.to_ascii_lowercase());
+        match (l(1), l(2)) {
+            (Some('s' | 't'), _) => 2,
+            (Some('r'), Some('e')) | (Some('v'), Some('e')) => 3,
+            (Some('m'), _) => 2,
+            (Some('l'), Some('l')) => 3,
+            (Some('d'), _) => 2,
+            _ => 0,
+        }
+    };
+    let byte_at = |i: usize| chars.get(i).map(|&(b, _)| b).unwrap_or(text.len());
+    let mut pos = 0usize;
+    while pos < n {
+        let end = (|| {
+            let lead: &[usize] = if x(pos) { &[1, 0] } else { &[0] };
+            // X? U* W+ C?: U* gives back letters until a W can follow.
+            for &l in lead {
+                let q = pos + l;
+                let mut k = run(q, &upper);
+                loop {
+                    if lower(k) {
+                        let e = run(k, &lower);
+                        return e + contraction(e);
+                    }
+                    if k == q {
+                        break;
+                    }
+                    k -= 1;
+                }
+            }
+            // X? U+ W* C?
+            for &l in lead {
+                let q = pos + l;
+                if upper(q) {
+                    let e = run(run(q, &upper), &lower);
+                    return e + contraction(e);
+                }
+            }
+            // \p{N}{1,3}
+            if fl(pos).number {
+                return run(pos, &|i| i < pos + 3 && fl(i).number);
+            }
+            // ' '?[^\s\p{L}\p{N}]+[\r\n/]*
+            let other = |i: usize| i < n && !(fl(i).whitespace || fl(i).letter || fl(i).number);
+            let q = pos + (cp(pos) == Some(' ') && other(pos + 1)) as usize;
+            if other(q) {
+                return run(run(q, &other), &|i| matches!(cp(i), Some('\r' | '\n' | '/')));
+            }
+            let ws = run(pos, &|i| fl(i).whitespace);
+            // \s*[\r\n]+: up to the run's last line break
+            if let Some(last) = (pos..ws).rev().find(|&i| newline(i)) {
+                return last + 1;
+            }
+            // \s+(?!\S): leave the last blank to the word that follows; else \s+
+            if ws > pos + 1 && ws < n {
+                return ws - 1;
+            }
+            if ws > pos {
+                return ws;
+            }
+            pos + 1
+        })();
+        out.push(&text[byte_at(pos)..byte_at(end)]);
+        pos = end;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +412,18 @@ mod tests {
         // A combining acute accent after a space: punctuation for Qwen2, a letter for Qwen3.5.
         assert_eq!(PreTokenizer::Qwen2.split("e \u{301}x"), ["e", " \u{301}", "x"]);
         assert_eq!(PreTokenizer::Qwen35.split("e \u{301}x"), ["e", " \u{301}x"]);
+    }
+
+    #[test]
+    fn gpt4o_rules() {
+        let p = PreTokenizer::Gpt4o;
+        assert_eq!(p.split("HelloWorld's JSONParser"), ["Hello", "World's", " JSONParser"]);
+        assert_eq!(p.split("HELLO there"), ["HELLO", " there"]);
+        assert_eq!(p.split("1234567 x"), ["123", "456", "7", " x"]);
+        assert_eq!(p.split("a/b!!/\n/c"), ["a", "/b", "!!/\n/", "c"]);
+        assert_eq!(p.split("   Hello\n\n  x"), ["  ", " Hello", "\n\n", " ", " x"]);
+        // Non-ASCII letters count as both cases: É ends the word "coleÉ" runs on with.
+        assert_eq!(p.split("ÉcoleÉTÉ déjà"), ["ÉcoleÉ", "TÉ", " déjà"]);
+        assert_eq!(p.split("(I'M"), ["(I'M"]);
     }
 }

@@ -5,7 +5,7 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use edgeslm_engine::gguf::Gguf;
+use edgeslm_engine::gguf::{Gguf, Value};
 use edgeslm_engine::tokenizer::Tokenizer;
 use libfuzzer_sys::fuzz_target;
 
@@ -30,16 +30,23 @@ fn vocabularies() -> &'static Vec<(String, Tokenizer, ByteLevel)> {
             .collect();
         files.sort();
         assert!(!files.is_empty(), "no vocabulary files in {}", dir.display());
-        let load = |p: &std::path::PathBuf| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let load = |p: &std::path::PathBuf, pre: Option<&str>| {
+            let mut name = p.file_name().unwrap().to_string_lossy().into_owned();
             let mut g = Gguf::parse(&std::fs::read(p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if let Some(pre) = pre {
+                g.metadata.insert("tokenizer.ggml.pre".into(), Value::String(pre.into()));
+                name = format!("{name} with pre-tokenizer {pre}");
+            }
             let byte_level = g.get_str("tokenizer.ggml.model") == Some("gpt2");
             let tok = Tokenizer::from_gguf(&mut g).unwrap_or_else(|e| panic!("{name}: {e}"));
             let table = edgeslm_engine::tokenizer::byte_to_char();
             let bytes = byte_level.then(|| std::array::from_fn(|b| tok.token_id(&table[b].to_string()).is_some()));
             (name, tok, bytes)
         };
-        files.iter().map(load).collect()
+        let mut v: Vec<_> = files.iter().map(|p| load(p, None)).collect();
+        // gpt-4o's split (Phi-4-mini, Llama 4), whose vocabularies llama.cpp has no file of.
+        v.push(load(&dir.join("ggml-vocab-llama-bpe.gguf"), Some("gpt-4o")));
+        v
     })
 }
 
