@@ -232,8 +232,9 @@ impl GgufWriter {
         self.data.resize(self.data.len() + n, 0);
         self
     }
-    /// The file, with the header claiming the given counts.
-    pub fn bytes_with_counts(&self, n_tensors: u64, n_kv: u64) -> Vec<u8> {
+    /// The header, metadata and tensor infos, with the header claiming the given counts,
+    /// padded to where the data starts.
+    fn head(&self, n_tensors: u64, n_kv: u64) -> Vec<u8> {
         let mut b = b"GGUF".to_vec();
         b.extend(3u32.to_le_bytes());
         b.extend(n_tensors.to_le_bytes());
@@ -241,11 +242,21 @@ impl GgufWriter {
         b.extend(&self.kv);
         b.extend(&self.infos);
         b.resize(b.len().next_multiple_of(32), 0);
+        b
+    }
+    /// The file, with the header claiming the given counts.
+    pub fn bytes_with_counts(&self, n_tensors: u64, n_kv: u64) -> Vec<u8> {
+        let mut b = self.head(n_tensors, n_kv);
         b.extend(&self.data);
         b
     }
     pub fn bytes(&self) -> Vec<u8> {
         self.bytes_with_counts(self.n_tensors, self.n_kv)
+    }
+    /// The file, written to `out` without a second copy of the data in memory.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        out.write_all(&self.head(self.n_tensors, self.n_kv))?;
+        out.write_all(&self.data)
     }
 }
 

@@ -17,11 +17,116 @@ pub const MODELS: [(&str, &str, &str, GgmlType); 4] = [
     ("tiny-phi3-q5_0", "phi3", "phi-3", GgmlType::Q5_0),
 ];
 
-const N_EMBD: usize = 256;
-const N_FF: usize = 512;
-const N_HEAD: usize = 4;
-const N_HEAD_KV: usize = 2;
-const N_LAYER: usize = 2;
+/// The dimensions of a model, and which tensor types its matrices get.
+#[derive(Clone, Copy)]
+pub struct Shape {
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_layer: usize,
+    /// Rotated dimensions of a head.
+    pub n_rot: usize,
+    pub context: u32,
+    /// Phi-3's `rope.scaling.original_context_length` (LongRoPE).
+    pub original_context: u32,
+    pub rope_base: f32,
+    /// The output head is the embedding matrix.
+    pub tied: bool,
+    pub types: Types,
+}
+
+/// Tensor types: one for every layer matrix (the tiny models), or llama.cpp's Q4_K_M mix.
+#[derive(Clone, Copy)]
+pub enum Types {
+    Uniform(GgmlType),
+    Q4KM,
+}
+
+impl Types {
+    /// The type of layer `l`'s matrix `name` (of `n_layer`), as llama.cpp's quantizer
+    /// picks it for Q4_K_M: Q6_K for `attn_v` and `ffn_down` on the first and last eighth of
+    /// the layers and every third between, Q5_K for a fused `attn_qkv`, Q4_K elsewhere.
+    fn layer(self, name: &str, l: usize, n_layer: usize) -> GgmlType {
+        match self {
+            Types::Uniform(ty) => ty,
+            Types::Q4KM => {
+                let more_bits = l < n_layer / 8 || l >= 7 * n_layer / 8 || (l >= n_layer / 8 && (l - n_layer / 8) % 3 == 2);
+                match name {
+                    "attn_v" | "ffn_down" if more_bits => GgmlType::Q6K,
+                    "attn_qkv" => GgmlType::Q5K,
+                    _ => GgmlType::Q4K,
+                }
+            }
+        }
+    }
+    /// The embedding matrix (Q6_K when it is also the output head) and the output head.
+    fn embd(self, tied: bool) -> GgmlType {
+        match self {
+            Types::Uniform(_) => GgmlType::Q8_0,
+            Types::Q4KM if tied => GgmlType::Q6K,
+            Types::Q4KM => GgmlType::Q4K,
+        }
+    }
+    fn output(self) -> GgmlType {
+        match self {
+            Types::Uniform(_) => GgmlType::Q8_0,
+            Types::Q4KM => GgmlType::Q6K,
+        }
+    }
+}
+
+/// The tiny test shape of `arch`: 2 layers of 256.
+fn tiny_shape(arch: &str, ty: GgmlType) -> Shape {
+    const N_EMBD: usize = 256;
+    const N_HEAD: usize = 4;
+    // Qwen3's heads are wider than n_embd / n_head, as in the real models.
+    let head_dim = if arch == "qwen3" { 128 } else { N_EMBD / N_HEAD };
+    Shape {
+        n_embd: N_EMBD,
+        n_ff: 512,
+        n_head: N_HEAD,
+        n_head_kv: 2,
+        head_dim,
+        n_layer: 2,
+        // Phi-3 rotates the first 3/4 of each head, as Phi-4-mini does.
+        n_rot: if arch == "phi3" { head_dim * 3 / 4 } else { head_dim },
+        context: 4096,
+        // Trained for 512 positions, stretched to 4096: the long factors apply.
+        original_context: 512,
+        rope_base: if arch == "llama" { 500000.0 } else { 10000.0 },
+        tied: !(arch == "llama" || arch == "phi3"),
+        types: Types::Uniform(ty),
+    }
+}
+
+/// Real model shapes (from the models' published configurations), written with random
+/// Q4_K_M weights by `write-tiny-models --shape NAME` for the benchmark and the
+/// large-model load checks: (name, architecture, vocabulary file, shape).
+pub const REAL_SHAPES: [(&str, &str, &str, Shape); 4] = [
+    ("qwen3-0.6b", "qwen3", "qwen2", real(1024, 3072, 16, 8, 128, 28, 128, 40960, 0, 1e6, true)),
+    ("llama-3.2-1b", "llama", "llama-bpe", real(2048, 8192, 32, 8, 64, 16, 64, 131072, 0, 500000.0, true)),
+    ("qwen2.5-1.5b", "qwen2", "qwen2", real(1536, 8960, 12, 2, 128, 28, 128, 32768, 0, 1e6, true)),
+    ("phi-3.5-mini", "phi3", "phi-3", real(3072, 8192, 32, 32, 96, 32, 96, 131072, 4096, 10000.0, false)),
+];
+
+#[allow(clippy::too_many_arguments)]
+const fn real(
+    n_embd: usize,
+    n_ff: usize,
+    n_head: usize,
+    n_head_kv: usize,
+    head_dim: usize,
+    n_layer: usize,
+    n_rot: usize,
+    context: u32,
+    original_context: u32,
+    rope_base: f32,
+    tied: bool,
+) -> Shape {
+    Shape { n_embd, n_ff, n_head, n_head_kv, head_dim, n_layer, n_rot, context, original_context, rope_base, tied, types: Types::Q4KM }
+}
 
 /// The raw `tokenizer.*` key-value pairs of a GGUF file: (key, value type, value bytes).
 fn tokenizer_kv(bytes: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
@@ -93,43 +198,49 @@ fn seed(name: &str) -> u64 {
 /// The GGUF bytes of one of [`MODELS`].
 pub fn model(name: &str) -> Vec<u8> {
     let &(_, arch, vocab, ty) = MODELS.iter().find(|m| m.0 == name).unwrap_or_else(|| panic!("no tiny model {name}"));
+    build(name, arch, vocab, &tiny_shape(arch, ty)).bytes()
+}
+
+/// One of [`REAL_SHAPES`] with random weights, written to `out` (2.3 GB for Phi-3.5-mini).
+pub fn write_real_shape(name: &str, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let (_, arch, vocab, shape) = REAL_SHAPES.iter().find(|m| m.0 == name).unwrap_or_else(|| panic!("no shape {name}"));
+    build(name, arch, vocab, shape).write_to(out)
+}
+
+fn build(name: &str, arch: &str, vocab: &str, shape: &Shape) -> GgufWriter {
+    let &Shape { n_embd, n_ff, n_head, n_head_kv, head_dim, n_layer, n_rot, .. } = shape;
     let vocab_bytes = std::fs::read(root().join(format!("models/vocab/ggml-vocab-{vocab}.gguf"))).unwrap();
     let kv = tokenizer_kv(&vocab_bytes);
     let n_vocab = {
         let (_, _, tokens) = kv.iter().find(|(k, _, _)| k == "tokenizer.ggml.tokens").unwrap();
         u64::from_le_bytes(tokens[4..12].try_into().unwrap()) as usize
     };
-    // Qwen3's heads are wider than n_embd / n_head, as in the real models.
-    let head_dim = if arch == "qwen3" { 128 } else { N_EMBD / N_HEAD };
-    let (q_dim, kv_dim) = (N_HEAD * head_dim, N_HEAD_KV * head_dim);
-    // Phi-3 rotates the first 3/4 of each head, as Phi-4-mini does.
-    let n_rot = if arch == "phi3" { head_dim * 3 / 4 } else { head_dim };
+    let (q_dim, kv_dim) = (n_head * head_dim, n_head_kv * head_dim);
 
     let mut rng = Rng(seed(name));
     let mut w = GgufWriter::default();
     w.str("general.architecture", arch);
     w.str("general.name", name);
     let k = |s: &str| format!("{arch}.{s}");
-    w.u32(&k("context_length"), 4096);
-    w.u32(&k("embedding_length"), N_EMBD as u32);
-    w.u32(&k("block_count"), N_LAYER as u32);
-    w.u32(&k("feed_forward_length"), N_FF as u32);
-    w.u32(&k("attention.head_count"), N_HEAD as u32);
-    w.u32(&k("attention.head_count_kv"), N_HEAD_KV as u32);
+    w.u32(&k("context_length"), shape.context);
+    w.u32(&k("embedding_length"), n_embd as u32);
+    w.u32(&k("block_count"), n_layer as u32);
+    w.u32(&k("feed_forward_length"), n_ff as u32);
+    w.u32(&k("attention.head_count"), n_head as u32);
+    w.u32(&k("attention.head_count_kv"), n_head_kv as u32);
     w.u32(&k("attention.key_length"), head_dim as u32);
     w.u32(&k("attention.value_length"), head_dim as u32);
     w.u32(&k("rope.dimension_count"), n_rot as u32);
     w.f32(&k("attention.layer_norm_rms_epsilon"), 1e-5);
-    w.f32(&k("rope.freq_base"), if arch == "llama" { 500000.0 } else { 10000.0 });
+    w.f32(&k("rope.freq_base"), shape.rope_base);
     if arch == "phi3" {
-        // Trained for 512 positions, stretched to 4096: the long factors apply.
-        w.u32(&k("rope.scaling.original_context_length"), 512);
-        w.f32(&k("rope.scaling.attn_factor"), (1.0 + (8f32).ln() / (512f32).ln()).sqrt());
+        let (orig, ctx) = (shape.original_context as f32, shape.context as f32);
+        w.u32(&k("rope.scaling.original_context_length"), shape.original_context);
+        w.f32(&k("rope.scaling.attn_factor"), (1.0 + (ctx / orig).ln() / orig.ln()).sqrt());
     }
     for (key, ty, value) in &kv {
         w.raw(key, *ty, value);
     }
-
     let norm = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).flat_map(|_| (1.0 + 0.1 * rng.f32()).to_le_bytes()).collect() };
     let vector = |w: &mut GgufWriter, name: &str, n: usize, rng: &mut Rng| {
         w.tensor(name, &[n as u64], GgmlType::F32.id(), &norm(rng, n));
@@ -142,11 +253,12 @@ pub fn model(name: &str) -> Vec<u8> {
         let bytes: Vec<u8> = (0..rows).flat_map(|_| random_row(ty, cols, 0.5, rng)).collect();
         w.tensor(name, &[cols as u64, rows as u64], ty.id(), &bytes);
     };
-    // Embeddings in Q8_0 whatever the layers' type (150k-row vocabularies).
-    matrix(&mut w, "token_embd.weight", GgmlType::Q8_0, n_vocab, N_EMBD, &mut rng);
-    vector(&mut w, "output_norm.weight", N_EMBD, &mut rng);
-    if arch == "llama" || arch == "phi3" {
-        matrix(&mut w, "output.weight", GgmlType::Q8_0, n_vocab, N_EMBD, &mut rng);
+    // The tiny models' embeddings are Q8_0 whatever the layers' type (150k-row vocabularies).
+    let types = shape.types;
+    matrix(&mut w, "token_embd.weight", types.embd(shape.tied), n_vocab, n_embd, &mut rng);
+    vector(&mut w, "output_norm.weight", n_embd, &mut rng);
+    if !shape.tied {
+        matrix(&mut w, "output.weight", types.output(), n_vocab, n_embd, &mut rng);
     }
     let factors = |w: &mut GgufWriter, name: &str, rng: &mut Rng| {
         let f: Vec<u8> = (0..n_rot / 2).flat_map(|i| (1.0 + i as f32 * (0.5 + 0.5 * rng.f32().abs())).to_le_bytes()).collect();
@@ -160,15 +272,16 @@ pub fn model(name: &str) -> Vec<u8> {
         }
         _ => {}
     }
-    for l in 0..N_LAYER {
+    for l in 0..n_layer {
         let p = |s: &str| format!("blk.{l}.{s}");
-        vector(&mut w, &p("attn_norm.weight"), N_EMBD, &mut rng);
+        let ty = |s: &str| types.layer(s, l, n_layer);
+        vector(&mut w, &p("attn_norm.weight"), n_embd, &mut rng);
         if arch == "phi3" {
-            matrix(&mut w, &p("attn_qkv.weight"), ty, q_dim + 2 * kv_dim, N_EMBD, &mut rng);
+            matrix(&mut w, &p("attn_qkv.weight"), ty("attn_qkv"), q_dim + 2 * kv_dim, n_embd, &mut rng);
         } else {
-            matrix(&mut w, &p("attn_q.weight"), ty, q_dim, N_EMBD, &mut rng);
-            matrix(&mut w, &p("attn_k.weight"), ty, kv_dim, N_EMBD, &mut rng);
-            matrix(&mut w, &p("attn_v.weight"), ty, kv_dim, N_EMBD, &mut rng);
+            matrix(&mut w, &p("attn_q.weight"), ty("attn_q"), q_dim, n_embd, &mut rng);
+            matrix(&mut w, &p("attn_k.weight"), ty("attn_k"), kv_dim, n_embd, &mut rng);
+            matrix(&mut w, &p("attn_v.weight"), ty("attn_v"), kv_dim, n_embd, &mut rng);
         }
         if arch == "qwen2" {
             bias(&mut w, &p("attn_q.bias"), q_dim, &mut rng);
@@ -179,15 +292,15 @@ pub fn model(name: &str) -> Vec<u8> {
             vector(&mut w, &p("attn_q_norm.weight"), head_dim, &mut rng);
             vector(&mut w, &p("attn_k_norm.weight"), head_dim, &mut rng);
         }
-        matrix(&mut w, &p("attn_output.weight"), ty, N_EMBD, q_dim, &mut rng);
-        vector(&mut w, &p("ffn_norm.weight"), N_EMBD, &mut rng);
+        matrix(&mut w, &p("attn_output.weight"), ty("attn_output"), n_embd, q_dim, &mut rng);
+        vector(&mut w, &p("ffn_norm.weight"), n_embd, &mut rng);
         if arch == "phi3" {
-            matrix(&mut w, &p("ffn_up.weight"), ty, 2 * N_FF, N_EMBD, &mut rng);
+            matrix(&mut w, &p("ffn_up.weight"), ty("ffn_up"), 2 * n_ff, n_embd, &mut rng);
         } else {
-            matrix(&mut w, &p("ffn_gate.weight"), ty, N_FF, N_EMBD, &mut rng);
-            matrix(&mut w, &p("ffn_up.weight"), ty, N_FF, N_EMBD, &mut rng);
+            matrix(&mut w, &p("ffn_gate.weight"), ty("ffn_gate"), n_ff, n_embd, &mut rng);
+            matrix(&mut w, &p("ffn_up.weight"), ty("ffn_up"), n_ff, n_embd, &mut rng);
         }
-        matrix(&mut w, &p("ffn_down.weight"), ty, N_EMBD, N_FF, &mut rng);
+        matrix(&mut w, &p("ffn_down.weight"), ty("ffn_down"), n_embd, n_ff, &mut rng);
     }
-    w.bytes()
+    w
 }
