@@ -92,3 +92,30 @@ fn vocabulary_only_files_tokenize_and_refuse_to_evaluate() {
         }
     }
 }
+
+/// A model held in pieces (as wasm32 holds one over 2 GiB: `storage::MAX_PIECE`) computes what
+/// the whole file computes: read from a file and received in pushes, with pieces far smaller
+/// than the tensors' total, so many boundaries fall between tensors.
+#[test]
+fn a_model_held_in_pieces_computes_the_same() {
+    use edgeslm_engine::storage::{Receiver, Storage};
+    let bytes = tiny_vocab::model("tiny-qwen3-q6_k");
+    let prompt = [9707u32, 11, 1879, 0, 151643, 42];
+    let whole = Model::from_bytes(bytes.clone()).unwrap();
+    let want = whole.forward(&mut whole.new_session(), &prompt).unwrap();
+
+    let path = std::env::temp_dir().join(format!("edgeslm-pieces-{}.gguf", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let (gguf, storage) = Storage::read_gguf_in_pieces(path.to_str().unwrap(), 64 << 10).unwrap();
+    std::fs::remove_file(&path).ok();
+    let read = Model::load_parsed(gguf, storage).unwrap();
+    assert_eq!(read.forward(&mut read.new_session(), &prompt).unwrap(), want);
+
+    let mut receiver = Receiver::in_pieces(bytes.len(), 64 << 10);
+    for chunk in bytes.chunks(10_007) {
+        receiver.push(chunk).unwrap();
+    }
+    let (gguf, storage) = receiver.finish().unwrap();
+    let received = Model::load_parsed(gguf, storage).unwrap();
+    assert_eq!(received.forward(&mut received.new_session(), &prompt).unwrap(), want);
+}

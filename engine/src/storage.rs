@@ -6,39 +6,59 @@ use std::ops::Range;
 use crate::error::{Error, Result};
 use crate::gguf::{self, Gguf};
 
+/// The most one piece of a model's tensor data holds. wasm32 allocations stop below 2 GiB
+/// (`isize::MAX`), so a larger model (Phi-3.5-mini's 2.4 GB) is held in several pieces, each
+/// of whole tensors.
+pub const MAX_PIECE: usize = 1 << 30;
+
 pub enum Storage {
     /// The whole file.
     Owned(Vec<u8>),
     #[cfg(not(target_family = "wasm"))]
     Mapped(memmap2::Mmap),
-    /// The file from offset `base` on: a wasm instance never gives memory back, so it keeps
-    /// the tensor data only, not the header it parsed (6 MB of vocabulary for Gemma 3).
-    Tail { bytes: Vec<u8>, base: usize },
+    /// The file from its tensor data on: a wasm instance never gives memory back, so it keeps
+    /// the tensor data only, not the header it parsed (6 MB of vocabulary for Gemma 3), in
+    /// pieces of at most [`MAX_PIECE`] bytes that end at tensor boundaries.
+    Tail { pieces: Vec<Piece>, end: usize },
+}
+
+/// Bytes of the file from offset `start` on.
+pub struct Piece {
+    start: usize,
+    bytes: Vec<u8>,
 }
 
 impl Storage {
-    /// The bytes held: the whole file, or from `base()` on.
-    pub fn held(&self) -> &[u8] {
+    /// The whole file, when it is held whole.
+    pub fn whole(&self) -> Option<&[u8]> {
         match self {
-            Storage::Owned(v) | Storage::Tail { bytes: v, .. } => v,
+            Storage::Owned(v) => Some(v),
             #[cfg(not(target_family = "wasm"))]
-            Storage::Mapped(m) => m,
+            Storage::Mapped(m) => Some(m),
+            Storage::Tail { .. } => None,
         }
     }
 
-    /// The file offset of the first byte held.
-    pub fn base(&self) -> usize {
+    /// The file's length.
+    pub fn file_len(&self) -> usize {
         match self {
-            Storage::Tail { base, .. } => *base,
-            _ => 0,
+            Storage::Tail { end, .. } => *end,
+            _ => self.whole().map_or(0, <[u8]>::len),
         }
     }
 
-    /// The bytes at file offsets `range`, which must lie in what is held (tensor extents
-    /// are checked against the file when the header is parsed).
+    /// The bytes at file offsets `range`, which must lie in what is held, within one piece
+    /// (tensor extents are checked against the file when the header is parsed, and pieces
+    /// end at tensor boundaries).
     pub fn at(&self, range: Range<usize>) -> &[u8] {
-        let base = self.base();
-        &self.held()[range.start - base..range.end - base]
+        match self {
+            Storage::Tail { pieces, .. } => {
+                let i = pieces.partition_point(|p| p.start <= range.start) - 1;
+                let p = &pieces[i];
+                &p.bytes[range.start - p.start..range.end - p.start]
+            }
+            _ => &self.whole().unwrap_or_default()[range],
+        }
     }
 
     /// Open a model file: mapped where the platform can, read whole otherwise.
@@ -63,6 +83,11 @@ impl Storage {
     /// Read a GGUF file into memory as its parsed header and its tensor data: the header's
     /// bytes are read first (as many as `gguf::header_len` finds), parsed, and dropped.
     pub fn read_gguf(path: &str) -> Result<(Gguf, Storage)> {
+        Storage::read_gguf_in_pieces(path, MAX_PIECE)
+    }
+
+    /// [`Storage::read_gguf`] with pieces of at most `max_piece` bytes (tests use small ones).
+    pub fn read_gguf_in_pieces(path: &str, max_piece: usize) -> Result<(Gguf, Storage)> {
         use std::io::{Read, Seek, SeekFrom};
         let (mut file, len) = open_file(path)?;
         let io = |e: std::io::Error| Error::Io(format!("{path}: {e}"));
@@ -88,10 +113,34 @@ impl Storage {
         let g = Gguf::parse_header(&head, len as u64)?;
         drop(head);
         file.seek(SeekFrom::Start(g.data_offset as u64)).map_err(io)?;
-        let bytes = read_exact_alloc(&mut file, len - g.data_offset, path)?;
-        let base = g.data_offset;
-        Ok((g, Storage::Tail { bytes, base }))
+        let mut pieces = Vec::new();
+        for r in piece_ranges(g.data_offset, g.tensors.iter().map(|t| (t.offset, t.offset + t.size)), len, max_piece) {
+            pieces.push(Piece { start: r.start, bytes: read_exact_alloc(&mut file, r.len(), path)? });
+        }
+        Ok((g, Storage::Tail { pieces, end: len }))
     }
+}
+
+/// The pieces the tensor data of a `file_len`-byte file is held in: consecutive file ranges
+/// from the data's start (`data_offset`) to the end, each at most `max_piece` bytes unless
+/// one tensor is larger, each ending where a tensor starts (or at the end). `tensors`: each
+/// tensor's file range (start, end).
+fn piece_ranges(data_offset: usize, tensors: impl Iterator<Item = (usize, usize)>, file_len: usize, max_piece: usize) -> Vec<Range<usize>> {
+    let mut tensors: Vec<(usize, usize)> = tensors.collect();
+    tensors.sort_unstable();
+    let mut ranges = Vec::new();
+    let (mut start, mut covered) = (data_offset, data_offset);
+    for (offset, end) in tensors {
+        // Close the piece before this tensor if it would pass the bound, unless an earlier
+        // tensor (in a file whose tensors overlap) reaches past this one's start.
+        if end - start > max_piece && offset > start && covered <= offset {
+            ranges.push(start..offset);
+            start = offset;
+        }
+        covered = covered.max(end);
+    }
+    ranges.push(start..file_len.max(start));
+    ranges
 }
 
 fn open_file(path: &str) -> Result<(std::fs::File, usize)> {
@@ -125,6 +174,7 @@ fn read_exact_alloc(file: &mut std::fs::File, len: usize, path: &str) -> Result<
 /// that `finish` reports the whole file's error, as `Model::from_bytes` would.
 pub struct Receiver {
     size: usize,
+    max_piece: usize,
     received: usize,
     state: Receiving,
 }
@@ -135,13 +185,33 @@ enum Receiving {
     Header { head: Vec<u8>, scan_at: usize },
     /// Every byte: the header did not parse against the announced size.
     Whole(Vec<u8>),
-    /// The parsed header, and the tensor data so far.
-    Data { gguf: Gguf, bytes: Vec<u8> },
+    /// The parsed header, and the tensor data so far in its pieces (all reserved when the
+    /// header was parsed), with the file range each piece will hold.
+    Data { gguf: Gguf, pieces: Vec<Piece>, ranges: Vec<Range<usize>> },
+}
+
+/// Append the file's bytes from offset `at` on to the pieces that hold them (in order; bytes
+/// before the first piece, the padding after the header, are dropped).
+fn append(pieces: &mut [Piece], ranges: &[Range<usize>], mut at: usize, mut bytes: &[u8]) {
+    let skip = ranges[0].start.saturating_sub(at).min(bytes.len());
+    (at, bytes) = (at + skip, &bytes[skip..]);
+    while !bytes.is_empty() {
+        let i = ranges.partition_point(|r| r.end <= at);
+        let n = (ranges[i].end - at).min(bytes.len());
+        pieces[i].bytes.extend_from_slice(&bytes[..n]);
+        (at, bytes) = (at + n, &bytes[n..]);
+    }
 }
 
 impl Receiver {
     pub fn new(size: usize) -> Receiver {
-        Receiver { size, received: 0, state: Receiving::Header { head: Vec::new(), scan_at: 64 << 10 } }
+        Receiver::in_pieces(size, MAX_PIECE)
+    }
+
+    /// A receiver holding the tensor data in pieces of at most `max_piece` bytes (tests use
+    /// small ones).
+    pub fn in_pieces(size: usize, max_piece: usize) -> Receiver {
+        Receiver { size, max_piece, received: 0, state: Receiving::Header { head: Vec::new(), scan_at: 64 << 10 } }
     }
 
     /// How many bytes were pushed.
@@ -170,11 +240,16 @@ impl Receiver {
                 let mut head = std::mem::take(head);
                 match Gguf::parse_header(&head[..n], self.size as u64) {
                     Ok(g) => {
-                        let mut bytes = Vec::new();
-                        let len = self.size - g.data_offset;
-                        bytes.try_reserve_exact(len).map_err(|_| cannot_hold(len))?;
-                        bytes.extend_from_slice(head.get(g.data_offset..).unwrap_or_default());
-                        self.state = Receiving::Data { gguf: g, bytes };
+                        let tensors = g.tensors.iter().map(|t| (t.offset, t.offset + t.size));
+                        let ranges = piece_ranges(g.data_offset, tensors, self.size, self.max_piece);
+                        let mut pieces = Vec::new();
+                        for r in &ranges {
+                            let mut bytes = Vec::new();
+                            bytes.try_reserve_exact(r.len()).map_err(|_| cannot_hold(self.size - g.data_offset))?;
+                            pieces.push(Piece { start: r.start, bytes });
+                        }
+                        append(&mut pieces, &ranges, 0, &head);
+                        self.state = Receiving::Data { gguf: g, pieces, ranges };
                     }
                     Err(_) => {
                         let len = self.size - head.len();
@@ -184,11 +259,7 @@ impl Receiver {
                 }
             }
             Receiving::Whole(head) => head.extend_from_slice(piece),
-            Receiving::Data { gguf, bytes } => {
-                // The padding between the header and the tensor data may arrive here.
-                let skip = gguf.data_offset.saturating_sub(at).min(piece.len());
-                bytes.extend_from_slice(&piece[skip..]);
-            }
+            Receiving::Data { pieces, ranges, .. } => append(pieces, ranges, at, piece),
         }
         Ok(())
     }
@@ -201,10 +272,25 @@ impl Receiver {
         }
         match self.state {
             Receiving::Header { head, .. } | Receiving::Whole(head) => Ok((Gguf::parse(&head)?, Storage::Owned(head))),
-            Receiving::Data { gguf, bytes } => {
-                let base = gguf.data_offset;
-                Ok((gguf, Storage::Tail { bytes, base }))
-            }
+            Receiving::Data { gguf, pieces, .. } => Ok((gguf, Storage::Tail { pieces, end: self.size })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::piece_ranges;
+
+    #[test]
+    fn pieces_end_at_tensor_starts() {
+        let t = [(100, 200), (200, 700), (700, 900)];
+        assert_eq!(piece_ranges(100, t.into_iter(), 1000, 500), [100..200, 200..700, 700..1000]);
+        assert_eq!(piece_ranges(100, t.into_iter(), 1000, 2000), [100..1000]);
+        // A tensor larger than the bound is a piece of its own.
+        assert_eq!(piece_ranges(100, [(100, 150), (150, 900)].into_iter(), 900, 100), [100..150, 150..900]);
+        // Overlapping tensors are never cut apart.
+        assert_eq!(piece_ranges(100, [(100, 400), (300, 900)].into_iter(), 1000, 500), [100..1000]);
+        // A vocabulary-only file: one (empty) piece.
+        assert_eq!(piece_ranges(64, std::iter::empty(), 64, 500), [64..64]);
     }
 }

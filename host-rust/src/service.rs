@@ -140,7 +140,7 @@ impl Server {
         // time already needs about as much again.
         let bytes = edgeslm_engine::Storage::open(&component.to_string_lossy())
             .map_err(|e| anyhow!("cannot read {}: {e}", component.display()))?;
-        let compiled = load_cached(&engine, component, bytes.held())?;
+        let compiled = load_cached(&engine, component, bytes.whole().unwrap_or_default())?;
         drop(bytes);
         let pre = ProxyPre::new(linker(&engine)?.instantiate_pre(&compiled)?)
             .map_err(anyhow::Error::from)

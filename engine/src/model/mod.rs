@@ -165,14 +165,14 @@ impl Session {
 impl Model {
     /// A model from a whole GGUF file's bytes.
     pub fn load(storage: Storage) -> Result<Model> {
-        let gguf = Gguf::parse(storage.held())?;
+        let gguf = Gguf::parse(storage.whole().unwrap_or_default())?;
         Model::load_parsed(gguf, storage)
     }
 
     /// A model from a parsed header and storage holding (at least) its tensor data.
     pub fn load_parsed(gguf: Gguf, storage: Storage) -> Result<Model> {
         let storage = Arc::new(storage);
-        let file_size = storage.base() + storage.held().len();
+        let file_size = storage.file_len();
         Model::assemble(gguf, file_size, |gguf, config, tokenizer| {
             if gguf.tensors.is_empty() {
                 return Ok(Backend::VocabOnly(Some(storage)));
@@ -215,9 +215,9 @@ impl Model {
     /// The GGUF header (metadata and tensor table), for serving this model to a remote guest.
     pub fn header(&self) -> Option<&[u8]> {
         match &self.backend {
-            // Only while the storage holds the file from its start (not a wasm tail).
-            Backend::Portable(Weights { storage, .. }) | Backend::VocabOnly(Some(storage)) if storage.base() == 0 => {
-                Some(&storage.held()[..self.gguf.data_offset])
+            // Only while the storage holds the whole file (not a wasm tail).
+            Backend::Portable(Weights { storage, .. }) | Backend::VocabOnly(Some(storage)) => {
+                storage.whole().map(|file| &file[..self.gguf.data_offset])
             }
             _ => None,
         }
