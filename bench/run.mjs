@@ -23,7 +23,18 @@ const MODELS = {
   gemma: { file: "gemma-3-270m-q4_k_m.gguf", name: "Gemma 3 270M Q4_K_M" },
   smollm2: { file: "SmolLM2-135M-Instruct.Q4_1.gguf", name: "SmolLM2-135M-Instruct Q4_1" },
 };
-const chosenModels = opt("--models", "gemma,smollm2").split(",");
+// --shapes: real models' shapes with random Q4_K_M weights (`write-tiny-models --shape`, in
+// target/shapes/), on a short workload, into bench/results/shapes.md: what the 0.6B-3.8B
+// models users bring cost in each runtime. Random weights: speeds and memory are real, the
+// outputs mean nothing.
+const SHAPES = {
+  "qwen3-0.6b": { file: "qwen3-0.6b-random-q4_k_m.gguf", name: "Qwen3-0.6B shape (qwen3)" },
+  "llama-3.2-1b": { file: "llama-3.2-1b-random-q4_k_m.gguf", name: "Llama-3.2-1B shape (llama)" },
+  "qwen2.5-1.5b": { file: "qwen2.5-1.5b-random-q4_k_m.gguf", name: "Qwen2.5-1.5B shape (qwen2)" },
+  "phi-3.5-mini": { file: "phi-3.5-mini-random-q4_k_m.gguf", name: "Phi-3.5-mini shape (phi3, 3.8B)" },
+};
+const shapes = argv.includes("--shapes");
+const chosenModels = opt("--models", shapes ? Object.keys(SHAPES).join(",") : "gemma,smollm2").split(",");
 const node = process.execPath;
 const RUNNERS = [
   { id: "component", label: "edgeslm component, wasmtime", threads: 1, cmd: [join(repo, "target/release/edgeslm-bench")] },
@@ -37,7 +48,7 @@ const RUNNERS = [
   { id: "llamacpp", label: "llama.cpp native", threads: 2, cmd: [node, join(repo, "bench/runners/llamacpp.mjs"), "--threads", "2"] },
   { id: "wllama", label: "wllama, Chromium (wasm)", threads: 1, cmd: [node, join(repo, "bench/runners/wllama.mjs")] },
 ];
-const only = opt("--only", null)?.split(",");
+const only = opt("--only", shapes ? "component,wasinn,llamacpp" : null)?.split(",");
 const runners = RUNNERS.filter((r) => !only || only.includes(r.id));
 
 // The ticket schema as GBNF, for wllama (which takes grammars, not schemas): same language.
@@ -74,6 +85,13 @@ async function spec(modelPath) {
     },
   };
   model.dispose();
+  if (shapes) {
+    // The short workload: 64-token prefill, 16 decoded tokens, the seed job's first call and
+    // two messages (a 3.8B model runs ~0.5 tok/s in one wasm thread here).
+    s.prefill = s.prefill.slice(0, 1);
+    s.decode.tokens = 16;
+    s.seed.messages = s.seed.messages.slice(0, 2);
+  }
   return s;
 }
 
@@ -102,7 +120,7 @@ function summarize(runs) {
   };
   return {
     prefill64: metric((r) => (r.prefill["64"].tokens / r.prefill["64"].ms) * 1000),
-    prefill512: metric((r) => (r.prefill["512"].tokens / r.prefill["512"].ms) * 1000),
+    prefill512: metric((r) => (r.prefill["512"] ? (r.prefill["512"].tokens / r.prefill["512"].ms) * 1000 : null)),
     decode: metric((r) => (r.decode.tokens / r.decode.ms) * 1000),
     seedP50: metric((r) => pct(r.seed.latencies_ms, 0.5)),
     seedP99: metric((r) => pct(r.seed.latencies_ms, 0.99)),
@@ -112,7 +130,7 @@ function summarize(runs) {
     load: metric((r) => r.load_ms),
     cold: metric((r) => r.cold_start_ms),
     rss: metric((r) => r.peak_rss_mb),
-    prefillTokens: runs[0].prefill["512"].tokens,
+    prefillTokens: (runs[0].prefill["512"] ?? runs[0].prefill["64"]).tokens,
     decodeTokens: runs[0].decode.tokens,
     sample: runs[0].seed.outputs.slice(0, 3),
   };
@@ -139,8 +157,8 @@ if (argv.includes("--report-only")) {
 const results = {};
 const dir = mkdtempSync(join(tmpdir(), "edgeslm-bench-"));
 for (const key of chosenModels) {
-  const m = MODELS[key];
-  const path = join(repo, "models", m.file);
+  const m = shapes ? SHAPES[key] : MODELS[key];
+  const path = shapes ? join(repo, "target/shapes", m.file) : join(repo, "models", m.file);
   const specPath = join(dir, `${key}.json`);
   writeFileSync(specPath, JSON.stringify(await spec(path)));
   results[key] = { model: m, fileMb: statSync(path).size / 1e6, rows: [] };
@@ -161,6 +179,13 @@ for (const key of chosenModels) {
   }
 }
 machine.loadAfter = loadavg()[0];
+if (shapes) {
+  writeFileSync(join(repo, "bench/results/shapes.json"), JSON.stringify({ machine, runs: RUNS, results }, null, 1));
+  const md = shapeReport(machine, results, RUNS);
+  writeFileSync(join(repo, "bench/results/shapes.md"), md);
+  process.stdout.write(md);
+  process.exit(0);
+}
 const measured = { commit: machine.commit, date: machine.date };
 for (const m of Object.values(results)) for (const r of m.rows) r.measured = measured;
 
@@ -227,5 +252,27 @@ function report(machine, results, runs, notes = []) {
   out += `![benchmark chart](benchmark.png)\n\n`;
   for (const n of notes) out += `Note: ${n}\n\n`;
   out += `Notes: llama.cpp runs through node-llama-cpp's prebuilt CPU binaries (\`getLlama({gpu: false, build: "never"})\`), its seed job on its own JSON-Schema grammar path (\`createGrammarForJsonSchema\`, LlamaCompletion reusing the sequence's common prefix, no repeat penalty). wllama is the npm package's single-thread wasm build in Debian's Chromium (headless, page on 127.0.0.1); it takes GBNF, so its seed job uses an equivalent hand-written grammar; its peak RSS is not measured (it lives in the browser's processes). Raw numbers: [benchmark.json](benchmark.json).\n`;
+  return out;
+}
+
+function shapeReport(machine, results, runs) {
+  const f = (v, d = 0) => (v == null ? "–" : v.toFixed(d));
+  const cell = (s, d = 0) => (s ? (runs > 1 ? `${f(s.median, d)} <sub>${f(s.min, d)}–${f(s.max, d)}</sub>` : f(s.median, d)) : "–");
+  let out = `# Real model shapes: edgeslm vs llama.cpp\n\n`;
+  out += `\`node bench/run.mjs --shapes\` on ${machine.cpu}, ${machine.cores} cores; load average ${machine.loadBefore.toFixed(2)} before, ${machine.loadAfter.toFixed(2)} after; ${machine.date.slice(0, 10)}, commit ${machine.commit}; ${runs} run(s) per row, each a fresh process after its own warm-up call. `;
+  out += `The files are random-weight GGUFs with the exact tensor shapes, vocabularies and Q4_K_M type mix of the real models (\`cargo run --release -p edgeslm-tests --example write-tiny-models -- target/shapes --shape NAME\`, not committed): speeds and memory are those of the real sizes; the text they produce means nothing, so the seed job's validity column counts schema-valid outputs only.\n\n`;
+  out += `Workload (shorter than bench/results/benchmark.md's, so the 3.8B model's single-thread wasm row fits): prefill of 64 tokens; decode of 16 greedy tokens; the seed job's first call (its ~150-token few-shot prefix and one message, constrained to the ticket schema, 48 tokens at most) and then 2 messages with the prefix reused; model load; peak RSS of the runner process.\n\n`;
+  out += `| model | file MB | runtime | threads | load ms | prefill 64 tok/s | decode tok/s | seed first call ms | seed per message ms | valid | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
+  for (const { model, fileMb, rows } of Object.values(results)) {
+    for (const r of rows) {
+      const s = r.summary;
+      if (!s) {
+        out += `| ${model.name} | ${fileMb.toFixed(0)} | ${r.label} | ${r.threads} | failed |||||||\n`;
+        continue;
+      }
+      out += `| ${model.name} | ${fileMb.toFixed(0)} | ${r.label} | ${r.threads} | ${cell(s.load)} | ${cell(s.prefill64, 1)} | ${cell(s.decode, 2)} | ${cell(s.seedFirst)} | ${cell(s.seedP50)} | ${f(s.valid?.median)}/${s.total} | ${cell(s.rss)}${s.rss ? ` (${(s.rss.median / fileMb).toFixed(2)}× file)` : ""} |\n`;
+    }
+  }
+  out += `\nRaw numbers: [shapes.json](shapes.json).\n`;
   return out;
 }
