@@ -138,7 +138,8 @@ impl Model {
         let label_tokens = labels
             .iter()
             .map(|l| {
-                let ids = self.tokenizer.encode(&format!(" {l}\n"), false, false);
+                // Appended to the prompt: no SentencePiece space prefix of its own.
+                let ids = self.tokenizer.encode_continuation(&format!(" {l}\n"));
                 if ids.len() > MAX_LABEL_TOKENS {
                     Err(Error::InvalidLabels(format!("label {l:?} is {} tokens long (at most {MAX_LABEL_TOKENS})", ids.len())))
                 } else {

@@ -51,7 +51,8 @@ impl TokenizerEnv for Vocabulary {
     }
     fn tokenize_bytes(&self, s: &[u8]) -> Vec<u32> {
         match std::str::from_utf8(s) {
-            Ok(text) => self.tokenizer.encode(text, false, false),
+            // Mid-output bytes: a SentencePiece vocabulary must not add its space prefix.
+            Ok(text) => self.tokenizer.encode_continuation(text),
             Err(_) => self.trie.greedy_tokenize(s),
         }
     }
@@ -124,7 +125,7 @@ impl Constrainer {
         let mut checks = Checks { accepted: Vec::with_capacity(texts.len()), mask_ms: Vec::new() };
         for (i, text) in texts.iter().enumerate() {
             let mut m = compiled.deep_clone();
-            let tokens = model.tokenizer.encode(text, false, false);
+            let tokens = model.tokenizer.encode_continuation(text);
             let consumed = if time_masks_of == Some(i) {
                 let mut n = 0;
                 for &t in &tokens {

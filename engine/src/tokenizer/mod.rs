@@ -272,13 +272,24 @@ impl Tokenizer {
     /// Tokenize `text`. `add_special` prepends BOS when the model asks for it;
     /// `parse_special` lets control-token markup (e.g. `<start_of_turn>`) become its token.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
+        self.encode_from(text, add_special, parse_special, true)
+    }
+
+    /// Tokenize `text` as the continuation of earlier text (what a grammar's literal bytes
+    /// are): no BOS, no special tokens parsed, and no SentencePiece space prefix, which
+    /// belongs to the start of a text only.
+    pub fn encode_continuation(&self, text: &str) -> Vec<u32> {
+        self.encode_from(text, false, false, false)
+    }
+
+    fn encode_from(&self, text: &str, add_special: bool, parse_special: bool, at_start: bool) -> Vec<u32> {
         let mut out = Vec::new();
         if add_special && self.add_bos {
             if let Some(b) = self.bos {
                 out.push(b);
             }
         }
-        let mut after_special = true;
+        let mut after_special = at_start;
         for frag in self.partition(text, parse_special) {
             match frag {
                 Fragment::Token(id) => {
