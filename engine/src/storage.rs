@@ -39,6 +39,22 @@ impl Storage {
         }
     }
 
+    /// The file offset of the first byte held (the tensor data's start for a tail).
+    pub fn base(&self) -> usize {
+        match self {
+            Storage::Tail { pieces, end } => pieces.first().map_or(*end, |p| p.start),
+            _ => 0,
+        }
+    }
+
+    /// The bytes held, in file order: one slice, or a tail's pieces.
+    pub fn held(&self) -> Vec<&[u8]> {
+        match self {
+            Storage::Tail { pieces, .. } => pieces.iter().map(|p| &p.bytes[..]).collect(),
+            _ => vec![self.whole().unwrap_or_default()],
+        }
+    }
+
     /// The file's length.
     pub fn file_len(&self) -> usize {
         match self {
