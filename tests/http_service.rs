@@ -487,6 +487,22 @@ impl Drop for Child {
     }
 }
 
+/// `wasmtime serve -Scli` (with `args`) of `component` on a free loopback port, once it
+/// listens: wasmtime compiles the component first (no cache configured), so poll.
+fn wasmtime_serve(wasmtime: &std::path::Path, args: &[&str], component: &std::path::Path) -> (Child, SocketAddr) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Child(
+        std::process::Command::new(wasmtime).args(["serve", "-Scli", "--addr", &addr.to_string()]).args(args).arg(component).spawn().unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "wasmtime serve did not start listening");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (server, addr)
+}
+
 /// The README's route: the baked component under the wasmtime CLI's own `wasmtime serve`
 /// (the prebuilt 49.x CLI that scripts/fetch-wasmtime installs) answers the seed's
 /// classify request, with the prompt state from the bake.
@@ -494,21 +510,7 @@ impl Drop for Child {
 fn wasmtime_serve_answers_the_seed_classify_request() {
     let wasmtime = root().join("tools/wasmtime/wasmtime");
     assert!(wasmtime.exists(), "{} is missing: run scripts/fetch-wasmtime", wasmtime.display());
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _server = Child(
-        std::process::Command::new(&wasmtime)
-            .args(["serve", "-Scli", "--addr", &addr.to_string()])
-            .arg(baked())
-            .spawn()
-            .unwrap(),
-    );
-    // wasmtime compiles the component first (no cache configured): poll until it listens.
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while TcpStream::connect(addr).is_err() {
-        assert!(std::time::Instant::now() < deadline, "wasmtime serve did not start listening");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (_server, addr) = wasmtime_serve(&wasmtime, &[], &baked());
     let r = post(addr, "/v1/classify", &example("classify.json"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(["incident", "billing", "inquiry"].contains(&r.body["label"].as_str().unwrap()), "{}", r.body);
@@ -546,21 +548,8 @@ fn composed_app_plugged_by_wac_under_wasmtime_serve() {
         .unwrap();
     assert!(out.status.success(), "wac plug: {}", String::from_utf8_lossy(&out.stderr));
 
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _server = Child(
-        std::process::Command::new(&wasmtime)
-            .args(["serve", "-Scli", "--addr", &addr.to_string(), "--dir"])
-            .arg(format!("{}::/model", root().join("models").display()))
-            .arg(&composed)
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while TcpStream::connect(addr).is_err() {
-        assert!(std::time::Instant::now() < deadline, "wasmtime serve did not start listening");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let models = format!("{}::/model", root().join("models").display());
+    let (_server, addr) = wasmtime_serve(&wasmtime, &["--dir", &models], &composed);
     std::fs::remove_file(&composed).ok();
 
     // The seed's classify request, as the service takes it: the double charge is billing.

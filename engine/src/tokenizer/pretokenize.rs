@@ -304,7 +304,9 @@ fn gpt4o_split<'a>(text: &'a str, out: &mut Vec<&'a str>) {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let n = chars.len();
     let cp = |i: usize| chars.get(i).map(|&(_, c)| c);
-    let fl = |i: usize| chars.get(i).map(|&(_, c)| flags(c)).unwrap_or_default();
+    // Each rule asks several times about the same characters: their categories once.
+    let categories: Vec<Flags> = chars.iter().map(|&(_, c)| flags(c)).collect();
+    let fl = |i: usize| categories.get(i).copied().unwrap_or_default();
     let upper = |i: usize| fl(i).letter && !cp(i).is_some_and(|c| c.is_ascii_lowercase());
     let lower = |i: usize| fl(i).letter && !cp(i).is_some_and(|c| c.is_ascii_uppercase());
     let newline = |i: usize| matches!(cp(i), Some('\r' | '\n'));
