@@ -9,6 +9,7 @@
 //!                    [--no-calibrate] (TEXT | --batch FILE.jsonl)
 //!
 //!   edgeslm perplexity --model FILE [--tokens N] [--threads N] TEXT_FILE
+//!   edgeslm prune    --model FILE (--drop-layers K [--keep-last N] | --layers I,J-K) --out FILE
 //!
 //!   edgeslm bake     --model FILE --out SERVICE.wasm [--warm /v1/classify=REQUEST.json]...
 //!   edgeslm serve    [--addr 127.0.0.1:8080] [--env KEY=VALUE]... [--model FILE] [SERVICE.wasm]
@@ -44,6 +45,10 @@ const USAGE: &str = "usage:
      perplexity of the text's first N tokens (512), BOS first, each token predicted from all
      before it in one causal pass (llama-perplexity's measure on one window); the native
      engine, not the component
+  edgeslm prune    --model FILE (--drop-layers K [--keep-last N] | --layers I,J-K) --out FILE
+     write a copy of the model without K transformer blocks: the K before the last N (1), or
+     the blocks listed (0-based); llama.cpp loads the copy too. Faster and smaller, at some
+     cost in accuracy: measure it (bench/results/pruning.md, scripts/prune-report)
   edgeslm bake     --model FILE --out SERVICE.wasm [--warm /v1/classify=REQUEST.json]...
                    [--component edgeslm-service.wasm]
      pre-initialize the HTTP service with the model (and the warm-up requests' prompt state):
@@ -211,6 +216,7 @@ fn run(argv: Vec<String>) -> Result<()> {
         Some("serve") => return serve(&argv[1..]),
         Some("bake") => return bake(&argv[1..]),
         Some("perplexity") => return perplexity(&argv[1..]),
+        Some("prune") => return prune(&argv[1..]),
         _ => {}
     }
     // The usage text follows a mistake on the command line, not a file that cannot be read.
@@ -570,6 +576,117 @@ fn perplexity(argv: &[String]) -> Result<()> {
     });
     println!("{out}");
     Ok(())
+}
+
+fn prune(argv: &[String]) -> Result<()> {
+    use edgeslm_engine::prune::{self, Drop};
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let (mut model, mut out, mut count, mut keep_last, mut layers) = (None, None, None, 1usize, None);
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| usage(format!("{arg} needs a value")));
+        match arg.as_str() {
+            "--model" | "-m" => model = Some(PathBuf::from(value()?)),
+            "--out" | "-o" => out = Some(PathBuf::from(value()?)),
+            "--drop-layers" => count = Some(value()?.parse::<usize>().map_err(|_| usage("--drop-layers takes a number".into()))?),
+            "--keep-last" => keep_last = value()?.parse().map_err(|_| usage("--keep-last takes a number".into()))?,
+            "--layers" => layers = Some(parse_layer_list(&value()?)?),
+            s => return Err(usage(format!("unknown argument {s}"))),
+        }
+    }
+    let model = model.ok_or_else(|| usage("--model FILE is required".into()))?;
+    let out = out.ok_or_else(|| usage("--out FILE is required".into()))?;
+    let which = match (count, layers) {
+        (Some(count), None) => Drop::Count { count, keep_last },
+        (None, Some(l)) => Drop::Layers(l),
+        _ => return Err(usage("give one of --drop-layers K or --layers LIST".into())),
+    };
+    edgeslm_host::check_model_file(&model)?;
+    if out.exists() && std::fs::canonicalize(&out).ok() == std::fs::canonicalize(&model).ok() {
+        bail!("--out is the model itself; write the pruned copy to another file");
+    }
+    let t = std::time::Instant::now();
+    let mut file = std::fs::File::open(&model).with_context(|| format!("opening {}", model.display()))?;
+    let file_len = file.metadata()?.len();
+    // Read the header alone: grow the buffer until the tensor table ends in it.
+    let mut head = Vec::new();
+    let header_len = loop {
+        let want = (head.len() * 2).max(1 << 20) as u64;
+        head.clear();
+        file.seek(SeekFrom::Start(0))?;
+        (&mut file).take(want).read_to_end(&mut head)?;
+        match edgeslm_engine::gguf::header_len(&head) {
+            Some(n) => break n,
+            None if (head.len() as u64) < want => break head.len(),
+            None => continue,
+        }
+    };
+    let gguf = edgeslm_engine::gguf::Gguf::parse_header(&head[..header_len.min(head.len())], file_len)
+        .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+    let plan = prune::plan(&gguf, &which).map_err(|e| anyhow!("{e}"))?;
+    let entries: Vec<edgeslm_engine::gguf_write::TensorEntry> = plan
+        .tensors
+        .iter()
+        .map(|(name, t)| edgeslm_engine::gguf_write::TensorEntry { name, dims: &t.dims, ggml_type: t.ggml_type })
+        .collect();
+    // Written beside the target and renamed when complete: a failure leaves no half file.
+    let partial = out.with_extension("gguf.partial");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?);
+    let written = edgeslm_engine::gguf_write::write_gguf(&mut w, &plan.metadata, &entries, gguf.alignment, |i, w| {
+        let t = plan.tensors[i].1;
+        file.seek(SeekFrom::Start(t.offset as u64))?;
+        let copied = std::io::copy(&mut (&mut file).take(t.size as u64), w)?;
+        if copied != t.size as u64 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("tensor {} is cut short", t.name)));
+        }
+        Ok(())
+    });
+    let written = written.and_then(|n| w.flush().map(|_| n));
+    let written = match written {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(anyhow!("writing {}: {e}", out.display()));
+        }
+    };
+    drop(w);
+    std::fs::rename(&partial, &out).with_context(|| format!("moving {} to {}", partial.display(), out.display()))?;
+    // The copy must load as a model, or it is not written at all.
+    if let Err(e) = edgeslm_engine::Model::open(&out.to_string_lossy()) {
+        let _ = std::fs::remove_file(&out);
+        bail!("the pruned copy does not load ({e}); nothing written");
+    }
+    let n = plan.source_layers;
+    eprintln!(
+        "edgeslm prune: {} -> {}: {}, {} left; {:.1} MB -> {:.1} MB in {:.1} s",
+        model.display(),
+        out.display(),
+        if plan.dropped.is_empty() { format!("no block of {n} dropped") } else { format!("blocks {} of {n} dropped", prune::ranges(&plan.dropped)) },
+        n - plan.dropped.len(),
+        file_len as f64 / 1e6,
+        written as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// "3,5-7" → [3, 5, 6, 7].
+fn parse_layer_list(s: &str) -> Result<Vec<usize>> {
+    let bad = || usage(format!("--layers takes block numbers and ranges, like 3,5-7 (got '{s}')"));
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(out)
 }
 
 fn bake(argv: &[String]) -> Result<()> {
