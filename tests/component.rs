@@ -164,3 +164,34 @@ fn chat_template_is_applied_when_asked() {
     let h = gs.generate(gm, by_hand, &special).unwrap().unwrap();
     assert_eq!((h.prompt_tokens, &h.tokens), (g.prompt_tokens, &g.tokens));
 }
+
+/// The relaxed-simd build (`cargo xtask build` writes it; the CLI picks it by default where
+/// wasmtime compiles it) gives the SIMD128 build's bytes: the same generated tokens and text,
+/// the same constrained JSON, the same classify probabilities to the last bit, on both models.
+#[test]
+fn relaxed_simd_build_gives_the_same_bytes_as_simd128() {
+    let relaxed = root().join("target/release/edgeslm-component-relaxed.wasm");
+    assert!(relaxed.exists(), "{} is missing: run `cargo xtask build` first", relaxed.display());
+    let (plain, relaxed) = (host(), Host::new(&relaxed).unwrap());
+    let labels: Vec<String> = ["incident", "billing", "inquiry"].map(String::from).to_vec();
+    let schema = edgeslm_host::Constraint::JsonSchema(TICKET_SCHEMA.into());
+    for model_file in [GEMMA, SMOLLM2] {
+        let mut runs = vec![];
+        for host in [&plain, &relaxed] {
+            let (mut s, m, _) = open_model(host, &model_path(model_file)).unwrap();
+            let opts = GenerateOptions { max_tokens: Some(24), temperature: Some(0.0), ..Default::default() };
+            let mut out = vec![];
+            for text in SUPPORT_MESSAGES {
+                let g = s.generate(m, text, &opts).unwrap().unwrap();
+                out.push(format!("{:?} {}", g.tokens, g.text));
+                let prompt = format!("Message: {text}\nTicket:");
+                let g = s.generate_constrained(m, &prompt, &schema, &opts).unwrap().unwrap();
+                out.push(g.text);
+                let c = s.classify(m, text, &labels, &Default::default()).unwrap().unwrap();
+                out.push(format!("{} {:?}", c.label, c.scores.iter().map(|x| (x.probability.to_bits(), x.uncalibrated.to_bits())).collect::<Vec<_>>()));
+            }
+            runs.push(out);
+        }
+        assert_eq!(runs[0], runs[1], "{model_file}: the relaxed-simd build differs from the SIMD128 one");
+    }
+}

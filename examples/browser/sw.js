@@ -2,12 +2,14 @@
 // and served from the cache afterwards (refreshed in the background when online), so the
 // page and its worker start with the network cut off. The weights themselves are stored
 // in IndexedDB by the inference worker (resumable chunks); this worker never caches them.
-const CACHE = "edgeslm-app-v1";
+// Both builds' main core modules are cached: the worker picks one at run time (relaxed-simd
+// where the engine has it), and the page must start offline whichever it picks.
+const CACHE = "edgeslm-app-v2";
 const SHELL = [
   "./", "./index.html", "./app.js", "./heuristic.js",
   "./host-js/src/worker-client.js", "./host-js/src/errors.js", "./host-js/src/queue.js",
-  "./host-js/dist/edgeslm-worker.js", "./host-js/dist/edgeslm.core.wasm", "./host-js/dist/edgeslm.core2.wasm",
-  "./host-js/dist/edgeslm.core3.wasm", "./support/few-shot.jsonl",
+  "./host-js/dist/edgeslm-worker.js", "./host-js/dist/edgeslm.core.wasm", "./host-js/dist/edgeslm.relaxed.core.wasm",
+  "./host-js/dist/edgeslm.core2.wasm", "./host-js/dist/edgeslm.core3.wasm", "./support/few-shot.jsonl",
 ];
 
 self.addEventListener("install", (event) => {

@@ -19,7 +19,14 @@ export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
   /** Where the transpiled component (the package's dist/ folder) is served from. */
   componentUrl?: string | URL;
+  /**
+   * Which build of the component: "relaxed-simd" (faster 8-bit products), "simd128", or
+   * "auto" [default]: relaxed-simd where the engine validates it. Both give the same bytes.
+   */
+  kernels?: Kernels;
 }
+
+export type Kernels = "auto" | "relaxed-simd" | "simd128";
 
 export interface GenerateOptions {
   /** [128] */
@@ -74,6 +81,8 @@ export type ModelInfo = Omit<WitModelInfo, "parameterCount" | "fileSize"> & { pa
 export declare class Model {
   private constructor();
   readonly loadMs: number;
+  /** The build that runs this model. */
+  readonly kernels: "relaxed-simd" | "simd128";
   info(): ModelInfo;
   tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): number[];
   detokenize(tokens: number[]): string;
@@ -84,3 +93,6 @@ export declare class Model {
 }
 
 export declare function loadModel(source: ModelSource, options?: LoadOptions): Promise<Model>;
+
+/** Whether this WebAssembly engine has relaxed-simd (what `kernels: "auto"` picks by). */
+export declare function hasRelaxedSimd(): boolean;

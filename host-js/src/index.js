@@ -6,16 +6,21 @@ import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
 import { instantiate } from "../dist/edgeslm.js";
 import { EdgeSlmError, InstanceTrappedError, ModelLoadError, fromWit } from "./errors.js";
 import { openSource } from "./source.js";
+import { chooseKernels } from "./features.js";
 
 export * from "./errors.js";
+export { hasRelaxedSimd } from "./features.js";
 export { JobQueue, throttlePolicy, batterySource, pressureSource } from "./queue.js";
 
 const isNode = typeof process !== "undefined" && !!process.versions?.node;
 const compiled = new Map();
 
 /** Compile a core module of the component once per process (or worker). */
-function coreModule(base, path) {
-  const url = new URL(path, base);
+function coreModule(base, path, kernels) {
+  // The relaxed-simd build differs from the SIMD128 one only in its main core module
+  // (build.mjs checks that the glue and the other modules are byte-identical).
+  const file = kernels === "relaxed-simd" && path === "edgeslm.core.wasm" ? "edgeslm.relaxed.core.wasm" : path;
+  const url = new URL(file, base);
   let module = compiled.get(url.href);
   if (!module) {
     module = (async () => {
@@ -87,11 +92,18 @@ function generation(g) {
 export class Model {
   #model;
   #ms;
+  #kernels;
   /** @internal */
-  constructor(model, loadMs) {
+  constructor(model, loadMs, kernels) {
     this.#model = model;
     this.#ms = loadMs;
+    this.#kernels = kernels;
     this.trapped = null;
+  }
+
+  /** The component build running this model: "relaxed-simd" or "simd128" (same results). */
+  get kernels() {
+    return this.#kernels;
   }
 
   /** Milliseconds the component spent parsing the model. */
@@ -167,11 +179,14 @@ function constraintOf(c) {
  * @param source a path (Node), URL, Blob/File, ArrayBuffer/Uint8Array or Response
  * @param options.onProgress called with {phase: "read" | "load", loaded, total}
  * @param options.componentUrl where the transpiled component (dist/) is served from
+ * @param options.kernels "auto" (default: relaxed-simd where the engine has it), "relaxed-simd"
+ *   or "simd128"; both builds give the same bytes
  */
-export async function loadModel(source, { onProgress, componentUrl } = {}) {
+export async function loadModel(source, { onProgress, componentUrl, kernels = "auto" } = {}) {
+  const chosen = chooseKernels(kernels);
   const base = componentUrl ? new URL(componentUrl, isNode ? `file://${process.cwd()}/` : location.href) : new URL("../dist/", import.meta.url);
   const dir = base.href.endsWith("/") ? base : new URL(base.href + "/");
-  const componentReady = instantiate((path) => coreModule(dir, path), sandboxedWasi().getImportObject());
+  const componentReady = instantiate((path) => coreModule(dir, path, chosen), sandboxedWasi().getImportObject());
   componentReady.catch(() => {}); // awaited below; avoid an unhandled rejection while reading
   let opened;
   try {
@@ -205,5 +220,5 @@ export async function loadModel(source, { onProgress, componentUrl } = {}) {
     }
   }
   onProgress?.({ phase: "load", loaded: size, total: size });
-  return new Model(model, loadMs);
+  return new Model(model, loadMs, chosen);
 }

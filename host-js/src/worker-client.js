@@ -7,13 +7,15 @@ import * as errors from "./errors.js";
  *   an ArrayBuffer or a Uint8Array (transferred to the worker)
  * @param options.onProgress {phase: "download" | "cache" | "read" | "load", loaded, total, storage, message}
  * @param options.workerUrl the bundled worker (default: the package's dist/edgeslm-worker.js)
+ * @param options.kernels "auto" (relaxed-simd where the engine has it), "relaxed-simd" or "simd128"
  */
-export async function loadModelInWorker(source, { onProgress, workerUrl, cache = true, componentUrl } = {}) {
+export async function loadModelInWorker(source, { onProgress, workerUrl, cache = true, componentUrl, kernels } = {}) {
   const worker = new Worker(workerUrl ?? new URL("../dist/edgeslm-worker.js", import.meta.url), { type: "module" });
   const model = new WorkerModel(worker);
   const src = source instanceof URL ? source.href : source;
-  const loaded = await model.call("load", [src, { cache, componentUrl: componentUrl && String(componentUrl) }], onProgress);
+  const loaded = await model.call("load", [src, { cache, componentUrl: componentUrl && String(componentUrl), kernels }], onProgress);
   model.loadMs = loaded.loadMs;
+  model.kernels = loaded.kernels;
   model.loaded = loaded;
   return model;
 }

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import {
   ContextOverflowError, EdgeSlmError, InvalidConstraintError, InvalidLabelsError, InvalidOptionError,
-  ModelLoadError, OutputTruncatedError, loadModel,
+  ModelLoadError, OutputTruncatedError, hasRelaxedSimd, loadModel,
 } from "../src/index.js";
 import { MODELS, repo, requireModels, rustCli } from "./support.js";
 
@@ -144,4 +144,18 @@ test("the Node CLI prints what the Rust CLI prints (timings aside)", () => {
   const bad = spawnSync(process.execPath, [nodeCli, "classify", "--model", MODELS.smollm2, "--labels", "a", "--quiet", "x"], { encoding: "utf8" });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^edgeslm: error: invalid labels: /);
+});
+
+test("kernels: auto picks relaxed-simd only where the engine has it; a wrong choice is a TypeError", async () => {
+  const auto = await loadModel(MODELS.smollm2);
+  assert.equal(auto.kernels, hasRelaxedSimd() ? "relaxed-simd" : "simd128");
+  auto.dispose();
+  const plain = await loadModel(MODELS.smollm2, { kernels: "simd128" });
+  assert.equal(plain.kernels, "simd128");
+  plain.dispose();
+  await assert.rejects(loadModel(MODELS.smollm2, { kernels: "avx2" }), (e) => e instanceof TypeError && /kernels must be/.test(e.message));
+  if (!hasRelaxedSimd()) {
+    // Node 20 (no relaxed-simd without --experimental-wasm-relaxed-simd).
+    await assert.rejects(loadModel(MODELS.smollm2, { kernels: "relaxed-simd" }), (e) => e instanceof TypeError && /"relaxed-simd" was asked for/.test(e.message));
+  }
 });

@@ -151,7 +151,7 @@ test("the weight cache resumes an interrupted download and falls back to memory 
   await page.close();
 });
 
-test("Chromium gives wasmtime's exact bytes on the determinism inputs, both models", async () => {
+test("Chromium runs the relaxed-simd build and gives wasmtime's exact bytes on the determinism inputs, both models", async () => {
   const cases = determinismCases();
   const page = await context.newPage();
   await page.goto(`${server.url}heuristic.js`); // any same-origin page
@@ -163,13 +163,15 @@ test("Chromium gives wasmtime's exact bytes on the determinism inputs, both mode
       const model = await loadModelInWorker(url, { cache: false });
       try {
         const got = await runCases(model, cases);
-        return { difference: firstDifference(got, expected), n: got.generate.length + got.constrained.length + got.classify.length };
+        return { difference: firstDifference(got, expected), n: got.generate.length + got.constrained.length + got.classify.length, kernels: model.kernels };
       } finally {
         model.terminate();
       }
     }, { url: `/models/${basename(path)}`, cases, expected });
     assert.equal(result.difference, null, basename(path));
     assert.equal(result.n, 24);
+    // Chromium's V8 has relaxed-simd: "auto" picks that build.
+    assert.equal(result.kernels, "relaxed-simd");
   }
   await page.close();
 });

@@ -7,6 +7,7 @@
 //! `runtime-nn` build.
 
 pub mod nn;
+#[cfg(feature = "service")]
 pub mod service;
 
 use std::path::{Path, PathBuf};
@@ -131,6 +132,32 @@ impl Host {
             backend,
             registry: nn::Registry::default(),
         })
+    }
+
+    /// The default build for `backend` beside the executable: for the portable backend the
+    /// relaxed-simd build, or the SIMD128 one where that is missing or does not compile (a
+    /// CPU or engine without relaxed-simd: said once on stderr).
+    pub fn open_default(backend: Backend) -> Result<Host> {
+        if backend == Backend::Portable {
+            if let Some(relaxed) = file_beside_exe(RELAXED_COMPONENT_FILE) {
+                match Host::with_backend(&relaxed, backend) {
+                    Ok(host) => return Ok(host),
+                    Err(e) => eprintln!("edgeslm: the relaxed-simd component does not compile here ({e:#}); using the SIMD128 build"),
+                }
+            }
+        }
+        let path = file_beside_exe(backend.component_file()).ok_or_else(|| {
+            anyhow!(
+                "the edgeslm component ({}) was not found; build it with `cargo xtask build` or pass --component",
+                backend.component_file()
+            )
+        })?;
+        Host::with_backend(&path, backend).with_context(|| format!("loading component {}", path.display()))
+    }
+
+    /// Whether this is the relaxed-simd build of the portable component (by its file name).
+    pub fn is_relaxed_simd(&self) -> bool {
+        self.component_path.file_name().is_some_and(|n| n == RELAXED_COMPONENT_FILE)
     }
 
     /// The component's imports, by name: what a guest could reach.
@@ -374,10 +401,19 @@ pub fn default_component_path() -> Option<PathBuf> {
     component_beside_exe(Backend::Portable)
 }
 
+/// The portable component built with the engine's relaxed-simd kernels (`cargo xtask build`
+/// writes it beside the SIMD128 build): bit for bit the same results, its 8-bit products
+/// faster (one `pmaddubsw` on x86, `sdot` on ARM). It validates only where the engine has
+/// relaxed-simd (wasmtime has; some browsers have not), so it is a second file, preferred by
+/// default ([`Host::open_default`]).
+pub const RELAXED_COMPONENT_FILE: &str = "edgeslm-component-relaxed.wasm";
+
 /// The component build for `backend` beside the running executable (`cargo xtask build`
-/// puts both in target/release).
+/// puts them in target/release): for the portable backend, the relaxed-simd build when it
+/// is there.
 pub fn component_beside_exe(backend: Backend) -> Option<PathBuf> {
-    file_beside_exe(backend.component_file())
+    let relaxed = (backend == Backend::Portable).then(|| file_beside_exe(RELAXED_COMPONENT_FILE)).flatten();
+    relaxed.or_else(|| file_beside_exe(backend.component_file()))
 }
 
 /// `file` in the running executable's directory or its parent (`cargo xtask build` puts the

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use edgeslm_host::{
-    component_beside_exe, open_model, Backend, ClassifyOptions, Constraint, Example, FinishReason, GenerateOptions,
+    open_model, Backend, ClassifyOptions, Constraint, Example, FinishReason, GenerateOptions,
     Host,
 };
 use serde_json::json;
@@ -64,7 +64,8 @@ const USAGE: &str = "usage:
 options for model commands:
   --backend B        wasi-nn (default): the forward pass runs natively in this host, behind
                      wasi:nn, with the tokenizer, constraints and sampling in the component;
-                     portable: everything inside the component (SIMD128, one thread)
+                     portable: everything inside the component, one thread (its relaxed-simd
+                     build by default, the SIMD128 one where wasmtime cannot compile that)
   --threads N        native threads for the wasi-nn backend (default: all cores)
   --component PATH   the edgeslm component (default: the backend's build, from `cargo xtask build`;
                      or $EDGESLM_COMPONENT / $EDGESLM_COMPONENT_NN)
@@ -211,6 +212,16 @@ fn read_text(path: &str) -> Result<String> {
     })
 }
 
+/// `serve` and `bake` in a CLI built without the HTTP service (as `scripts/demo` builds it).
+#[cfg(not(feature = "service"))]
+fn serve(_: &[String]) -> Result<()> {
+    bail!("this edgeslm was built without the HTTP service (cargo feature `service`); `cargo xtask build` builds the full CLI")
+}
+#[cfg(not(feature = "service"))]
+fn bake(argv: &[String]) -> Result<()> {
+    serve(argv)
+}
+
 fn run(argv: Vec<String>) -> Result<()> {
     match argv.first().map(String::as_str) {
         Some("serve") => return serve(&argv[1..]),
@@ -225,16 +236,7 @@ fn run(argv: Vec<String>) -> Result<()> {
         Backend::Portable => "EDGESLM_COMPONENT",
         Backend::WasiNn => "EDGESLM_COMPONENT_NN",
     };
-    let component = match (&args.component, std::env::var_os(env)) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => PathBuf::from(p),
-        (None, None) => component_beside_exe(args.backend).ok_or_else(|| {
-            anyhow!(
-                "the edgeslm component ({}) was not found; build it with `cargo xtask build` or pass --component",
-                args.backend.component_file()
-            )
-        })?,
-    };
+    let explicit = args.component.clone().or_else(|| std::env::var_os(env).map(PathBuf::from));
     let threads = args.threads.or_else(|| {
         (args.backend == Backend::WasiNn).then(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     });
@@ -255,14 +257,18 @@ fn run(argv: Vec<String>) -> Result<()> {
         }
     };
 
-    let host = Host::with_backend(&component, args.backend)
-        .with_context(|| format!("loading component {}", component.display()))?;
+    let host = match &explicit {
+        Some(component) => Host::with_backend(component, args.backend)
+            .with_context(|| format!("loading component {}", component.display()))?,
+        None => Host::open_default(args.backend)?,
+    };
     let size = std::fs::metadata(&model_path).map(|m| m.len()).unwrap_or(0);
     say(format!(
-        "edgeslm: loading {} ({:.1} MB), backend {}{}...",
+        "edgeslm: loading {} ({:.1} MB), backend {}{}{}...",
         model_path.display(),
         size as f64 / 1e6,
         args.backend.name(),
+        if host.is_relaxed_simd() { " (relaxed-simd kernels)" } else { "" },
         if args.backend == Backend::WasiNn {
             format!(" ({} threads)", edgeslm_engine::parallel::threads())
         } else {
@@ -291,6 +297,7 @@ fn run(argv: Vec<String>) -> Result<()> {
                 "tensor_types": types,
                 "file_size": i.file_size,
                 "backend": i.backend,
+                "component": host.component_path.file_name().map(|n| n.to_string_lossy().into_owned()),
             });
             println!("{}", serde_json::to_string_pretty(&sorted(out))?);
         }
@@ -491,6 +498,7 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
 }
 
 /// `edgeslm serve`: a wasi:http component, one instance per request.
+#[cfg(feature = "service")]
 fn serve(argv: &[String]) -> Result<()> {
     let mut addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
     let mut options = edgeslm_host::service::ServeOptions { access_log: true, ..Default::default() };
@@ -689,6 +697,7 @@ fn parse_layer_list(s: &str) -> Result<Vec<usize>> {
     Ok(out)
 }
 
+#[cfg(feature = "service")]
 fn bake(argv: &[String]) -> Result<()> {
     let (mut model, mut out, mut component) = (None, None, None);
     let mut warm = Vec::new();

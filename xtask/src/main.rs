@@ -10,15 +10,14 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("build") => build(),
-        Some("component") => build_component().map(|_| ()),
-        Some("component-relaxed") => build_relaxed(),
+        Some("demo-build") => build_demo(),
+        Some("component") | Some("component-relaxed") => build_component().map(|_| ()),
         Some("bench") => bench(&args[1..]),
         Some("schema-bench") => schema_bench(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask build      # component + target/release/edgeslm");
-            eprintln!("       cargo xtask component  # the component only");
-            eprintln!("       cargo xtask component-relaxed");
-            eprintln!("                              # target/release/edgeslm-component-relaxed.wasm: relaxed-simd kernels");
+            eprintln!("       cargo xtask demo-build # what scripts/demo runs: target/demo/edgeslm (no HTTP service) + the wasi-nn component");
+            eprintln!("       cargo xtask component  # the components only (portable, wasi-nn, relaxed-simd; the service)");
             eprintln!("       cargo xtask bench [--runs N] [--models gemma,smollm2] [--only a,b]");
             eprintln!("                              # edgeslm vs llama.cpp vs wllama → bench/results/");
             eprintln!("       cargo xtask schema-bench [--maskbench DIR] [--test-suite DIR] [--out F.md] [--time-masks]");
@@ -39,6 +38,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// Where cargo builds: $CARGO_TARGET_DIR or the workspace's target/.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).map_or_else(|| root().join("target"), |d| root().join(d))
+}
+
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo).args(args).current_dir(root()).status().context("running cargo")?;
@@ -48,15 +52,23 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Build both components and place them beside the CLI: target/release/edgeslm-component.wasm
-/// (portable, world `runtime`) and edgeslm-component-nn.wasm (world `runtime-nn`, the
-/// forward pass through the host's wasi:nn). Two cargo runs: one build would unify features.
+/// Build the components and place them beside the CLI: target/release/edgeslm-component.wasm
+/// (portable, world `runtime`), edgeslm-component-nn.wasm (world `runtime-nn`, the forward
+/// pass through the host's wasi:nn) and edgeslm-component-relaxed.wasm (portable, with the
+/// relaxed-simd kernels). One cargo run each: one build would unify features.
 fn build_component() -> Result<PathBuf> {
-    let out_dir = root().join("target/release");
+    let out_dir = target_dir().join("release");
     std::fs::create_dir_all(&out_dir)?;
-    let built = root().join("target/wasm32-wasip2/component/edgeslm_component.wasm");
+    let built = target_dir().join("wasm32-wasip2/component/edgeslm_component.wasm");
     let mut portable = None;
-    for (features, name) in [(None, "edgeslm-component.wasm"), (Some("wasi-nn"), "edgeslm-component-nn.wasm")] {
+    // The relaxed-simd build: the same results (its kernels are exact), faster 8-bit
+    // products; hosts prefer it where their engine has relaxed-simd.
+    let builds = [
+        (None, "edgeslm-component.wasm"),
+        (Some("wasi-nn"), "edgeslm-component-nn.wasm"),
+        (Some("relaxed-simd"), "edgeslm-component-relaxed.wasm"),
+    ];
+    for (features, name) in builds {
         eprintln!("xtask: building {name} (wasm32-wasip2, simd128{})", features.map(|f| format!(", {f}")).unwrap_or_default());
         let mut args = vec!["build", "-p", "edgeslm-component", "--target", "wasm32-wasip2", "--profile", "component"];
         if let Some(f) = features {
@@ -72,29 +84,34 @@ fn build_component() -> Result<PathBuf> {
     eprintln!("xtask: building edgeslm-service.wasm (wasm32-wasip2, simd128; world service)");
     cargo(&["build", "-p", "edgeslm-service", "--target", "wasm32-wasip2", "--profile", "component"])?;
     let out = out_dir.join("edgeslm-service.wasm");
-    std::fs::copy(root().join("target/wasm32-wasip2/component/edgeslm_service.wasm"), &out)?;
+    std::fs::copy(target_dir().join("wasm32-wasip2/component/edgeslm_service.wasm"), &out)?;
     let size = std::fs::metadata(&out)?.len();
     println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
     // The Spin composition example: a user's HTTP component importing edgeslm:runtime, which
     // `wac plug` joins to the portable component (examples/http-service/compose/).
     cargo(&["build", "-p", "edgeslm-compose-example", "--target", "wasm32-wasip2", "--profile", "component"])?;
     std::fs::copy(
-        root().join("target/wasm32-wasip2/component/edgeslm_compose_example.wasm"),
+        target_dir().join("wasm32-wasip2/component/edgeslm_compose_example.wasm"),
         out_dir.join("edgeslm-compose-example.wasm"),
     )?;
     Ok(portable.unwrap())
 }
 
-/// The portable component with the engine's relaxed-simd kernels (same results; validates only
-/// on hosts with relaxed-simd): target/release/edgeslm-component-relaxed.wasm, for `--component`.
-fn build_relaxed() -> Result<()> {
-    eprintln!("xtask: building edgeslm-component-relaxed.wasm (wasm32-wasip2, simd128, relaxed-simd)");
-    cargo(&["build", "-p", "edgeslm-component", "--target", "wasm32-wasip2", "--profile", "component", "--features", "relaxed-simd"])?;
-    let out = root().join("target/release/edgeslm-component-relaxed.wasm");
-    std::fs::create_dir_all(out.parent().unwrap())?;
-    std::fs::copy(root().join("target/wasm32-wasip2/component/edgeslm_component.wasm"), &out)?;
-    let size = std::fs::metadata(&out)?.len();
-    println!("component: {} ({} bytes, {:.2} MiB)", out.display(), size, size as f64 / (1024.0 * 1024.0));
+/// What `scripts/demo` needs and no more, for a first answer in minutes on a fresh machine:
+/// the wasi-nn component and a CLI without the HTTP service (profile `demo`: no debug info),
+/// both in target/demo/. `cargo xtask build` builds everything else.
+fn build_demo() -> Result<()> {
+    let out_dir = target_dir().join("demo");
+    std::fs::create_dir_all(&out_dir)?;
+    eprintln!("xtask: building edgeslm-component-nn.wasm (wasm32-wasip2, simd128, wasi-nn)");
+    cargo(&["build", "-p", "edgeslm-component", "--target", "wasm32-wasip2", "--profile", "component", "--features", "wasi-nn"])?;
+    std::fs::copy(
+        target_dir().join("wasm32-wasip2/component/edgeslm_component.wasm"),
+        out_dir.join("edgeslm-component-nn.wasm"),
+    )?;
+    eprintln!("xtask: building the CLI (profile demo, without the HTTP service)");
+    cargo(&["build", "--profile", "demo", "-p", "edgeslm-host", "--no-default-features", "--bin", "edgeslm"])?;
+    println!("cli: {}", out_dir.join("edgeslm").display());
     Ok(())
 }
 
@@ -102,7 +119,7 @@ fn build() -> Result<()> {
     build_component()?;
     eprintln!("xtask: building the CLI");
     cargo(&["build", "--release", "-p", "edgeslm-host", "--bin", "edgeslm"])?;
-    println!("cli: {}", root().join("target/release/edgeslm").display());
+    println!("cli: {}", target_dir().join("release/edgeslm").display());
     Ok(())
 }
 
