@@ -32,7 +32,7 @@ fn main() {
     let mut rng = Rng(42);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cols: usize = args.first().map(|c| c.parse().expect("columns: a number")).unwrap_or(1024);
-    let all = [GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4K, GgmlType::Q6K];
+    let all = [GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K];
     let types: Vec<GgmlType> = all.into_iter().filter(|t| args.len() < 2 || args[1..].iter().any(|a| a == t.name())).collect();
     println!("{:<6} {:>14} {:>14}   ({ROWS}x{cols} weights; prefill: {TOKENS} tokens)", "type", "decode MMAC/s", "prefill MMAC/s");
     for ty in types {

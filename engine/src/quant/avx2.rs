@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use super::f16::read_f16;
 use super::scalar::scale_min_k4;
-use super::{block, GgmlType, QuantizedRow, QK, QK_K};
+use super::{block, k4_layout, GgmlType, QuantizedRow, QK, QK_K};
 
 pub fn available() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
@@ -24,7 +24,8 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
             GgmlType::Q4_0 => dot_q4_0(w, a),
             GgmlType::Q4_1 => dot_q4_1(w, a),
             GgmlType::Q5_0 => dot_q5_0(w, a),
-            GgmlType::Q4K => dot_q4_k(w, a),
+            GgmlType::Q4K => dot_k4::<false>(w, a),
+            GgmlType::Q5K => dot_k4::<true>(w, a),
             GgmlType::Q6K => dot_q6_k(w, a),
             _ => return None,
         })
@@ -158,11 +159,29 @@ unsafe fn dot_q5_0(w: &[u8], a: &QuantizedRow) -> f32 {
     )
 }
 
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
-    let mut sum = 0.0f32;
+/// Group pair `c` (values c·64..c·64+64) of a Q4_K/Q5_K block as two vectors of unsigned
+/// codes: the low nibbles (group 2c), then the high ones (group 2c+1); for Q5_K each with its
+/// fifth bit (bit 2c or 2c+1 of the block's 32 `qh` bytes, one per value position).
+#[inline(always)]
+unsafe fn k4_codes<const FIVE: bool>(blk: *const u8, c: usize) -> (__m256i, __m256i) {
     let m4 = _mm256_set1_epi8(0x0f);
-    for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
+    let q4 = _mm256_loadu_si256(blk.add(k4_layout(FIVE).1 + c * 32) as *const __m256i);
+    let (lo, hi) = (_mm256_and_si256(q4, m4), _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4));
+    if !FIVE {
+        return (lo, hi);
+    }
+    let qh = _mm256_loadu_si256(blk.add(16) as *const __m256i);
+    let one = _mm256_set1_epi8(1);
+    // Bit j of each byte, moved to bit 4 (16-bit shifts: the byte mask drops what crosses).
+    let fifth = |j: i32| _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), one), 4);
+    (_mm256_or_si256(lo, fifth(2 * c as i32)), _mm256_or_si256(hi, fifth(2 * c as i32 + 1)))
+}
+
+/// Q4_K, or Q5_K when `FIVE` (codes up to 31: pair sums stay below 2·31·127 in i16).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_k4<const FIVE: bool>(w: &[u8], a: &QuantizedRow) -> f32 {
+    let mut sum = 0.0f32;
+    for (i, blk) in w.chunks_exact(k4_layout(FIVE).0).enumerate() {
         let scales = &blk[4..16];
         let q8 = a.qs.as_ptr().add(i * QK_K);
         let bsums = &a.bsums[i * 16..i * 16 + 16];
@@ -171,9 +190,7 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
         for c in 0..4 {
             let (sc1, m1) = scale_min_k4(2 * c, scales);
             let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
-            let q4 = _mm256_loadu_si256(blk.as_ptr().add(16 + c * 32) as *const __m256i);
-            let lo = _mm256_and_si256(q4, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            let (lo, hi) = k4_codes::<FIVE>(blk.as_ptr(), c);
             let y1 = _mm256_loadu_si256(q8.add(c * 64) as *const __m256i);
             let y2 = _mm256_loadu_si256(q8.add(c * 64 + 32) as *const __m256i);
             let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y1), _mm256_set1_epi16(sc1 as i16));
@@ -248,7 +265,8 @@ pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> Option<[f32
             GgmlType::Q4_0 => dot_x4_q4_0(w, a),
             GgmlType::Q4_1 => dot_x4_q4_1(w, a),
             GgmlType::Q5_0 => dot_x4_q5_0(w, a),
-            GgmlType::Q4K => dot_x4_q4_k(w, a),
+            GgmlType::Q4K => dot_x4_k4::<false>(w, a),
+            GgmlType::Q5K => dot_x4_k4::<true>(w, a),
             GgmlType::Q6K => dot_x4_q6_k(w, a),
             _ => return None,
         })
@@ -329,19 +347,16 @@ unsafe fn dot_x4_q5_0(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+unsafe fn dot_x4_k4<const FIVE: bool>(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = _mm_setzero_ps();
-    let m4 = _mm256_set1_epi8(0x0f);
-    for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
+    for (i, blk) in w.chunks_exact(k4_layout(FIVE).0).enumerate() {
         let scales = &blk[4..16];
         let mut sumi = [_mm256_setzero_si256(); 4];
         let mut summ = [0i32; 4];
         for c in 0..4 {
             let (sc1, m1) = scale_min_k4(2 * c, scales);
             let (sc2, m2) = scale_min_k4(2 * c + 1, scales);
-            let q4 = _mm256_loadu_si256(blk.as_ptr().add(16 + c * 32) as *const __m256i);
-            let lo = _mm256_and_si256(q4, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            let (lo, hi) = k4_codes::<FIVE>(blk.as_ptr(), c);
             let (s1, s2) = (_mm256_set1_epi16(sc1 as i16), _mm256_set1_epi16(sc2 as i16));
             for t in 0..4 {
                 let at = i * QK_K + c * 64;

@@ -53,6 +53,16 @@ pub mod block {
     pub const Q6_K: usize = 128 + 64 + 16 + 2;
 }
 
+/// Q4_K's block layout, or Q5_K's when `five` (the same but for 32 bytes of fifth bits after
+/// the scales): the block's size and where its nibbles start.
+pub(crate) const fn k4_layout(five: bool) -> (usize, usize) {
+    if five {
+        (block::Q5_K, 48)
+    } else {
+        (block::Q4_K, 16)
+    }
+}
+
 impl GgmlType {
     pub const ALL: [GgmlType; 11] = [
         GgmlType::F32,

@@ -16,7 +16,7 @@ use core::arch::wasm32::*;
 
 use super::f16::{f16_table, read_f16};
 use super::scalar::scale_min_k4;
-use super::{block, GgmlType, QuantizedRow, QK, QK_K};
+use super::{block, k4_layout, GgmlType, QuantizedRow, QK, QK_K};
 
 /// `None` where there is no SIMD128 kernel for the type (the scalar one runs instead).
 #[inline]
@@ -36,9 +36,13 @@ pub fn vec_dot(ty: GgmlType, w: &[u8], a: &QuantizedRow) -> Option<f32> {
             #[cfg(not(feature = "relaxed-simd"))]
             GgmlType::Q5_0 => dot_q32::<{ block::Q5_0 }, false>(w, a, |p| unpack_q5_0(p)),
             #[cfg(feature = "relaxed-simd")]
-            GgmlType::Q4K => relaxed::dot_q4_k(w, a),
+            GgmlType::Q4K => relaxed::dot_k4::<false>(w, a),
+            #[cfg(feature = "relaxed-simd")]
+            GgmlType::Q5K => relaxed::dot_k4::<true>(w, a),
             #[cfg(not(feature = "relaxed-simd"))]
-            GgmlType::Q4K => dot_q4_k(w, a),
+            GgmlType::Q4K => dot_k4::<false>(w, a),
+            #[cfg(not(feature = "relaxed-simd"))]
+            GgmlType::Q5K => dot_k4::<true>(w, a),
             GgmlType::Q6K => dot_q6_k(w, a),
             _ => return None,
         })
@@ -80,6 +84,20 @@ unsafe fn nibbles(p: *const u8) -> (v128, v128) {
     let b = load(p);
     let m = u8x16_splat(0x0f);
     (v128_and(b, m), u8x16_shr(b, 4))
+}
+
+/// Positions `o..o + 16` (`o` 0 or 16) of group pair `c` of a Q4_K block, or of a Q5_K block
+/// when `FIVE`: the low-nibble codes (group 2c) and the high ones (group 2c + 1), for Q5_K
+/// with their fifth bits (bits 2c and 2c + 1 of the `qh` byte at each position).
+#[inline(always)]
+unsafe fn k4_codes<const FIVE: bool>(blk: *const u8, c: usize, o: usize) -> (v128, v128) {
+    let (lo, hi) = nibbles(blk.add(k4_layout(FIVE).1 + c * 32 + o));
+    if !FIVE {
+        return (lo, hi);
+    }
+    let qh = load(blk.add(16 + o));
+    let fifth = |j: u32| i8x16_shl(v128_and(u8x16_shr(qh, j), u8x16_splat(1)), 4);
+    (v128_or(lo, fifth(2 * c as u32)), v128_or(hi, fifth(2 * c as u32 + 1)))
 }
 
 /// Byte k of `SPREAD[b]` is 0x10 where bit k of `b` is set: Q5_0's fifth bits, eight at a
@@ -184,9 +202,9 @@ unsafe fn dot_q32<const BB: usize, const MIN: bool>(
 }
 
 #[cfg_attr(feature = "relaxed-simd", allow(dead_code))] // replaced by `relaxed`
-unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
+unsafe fn dot_k4<const FIVE: bool>(w: &[u8], a: &QuantizedRow) -> f32 {
     let mut sum = 0.0f32;
-    for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
+    for (i, blk) in w.chunks_exact(k4_layout(FIVE).0).enumerate() {
         let scales = &blk[4..16];
         // Raw bytes, widened here: measured no slower than `qs16` for this type.
         let q8 = a.qs.as_ptr().add(i * QK_K);
@@ -194,8 +212,8 @@ unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
         for c in 0..4 {
             let (sc1, _) = scale_min_k4(2 * c, scales);
             let (sc2, _) = scale_min_k4(2 * c + 1, scales);
-            let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
-            let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
+            let (lo0, hi0) = k4_codes::<FIVE>(blk.as_ptr(), c, 0);
+            let (lo1, hi1) = k4_codes::<FIVE>(blk.as_ptr(), c, 16);
             let [l00, l01] = widen(lo0);
             let [l10, l11] = widen(lo1);
             let [h00, h01] = widen(hi0);
@@ -270,9 +288,13 @@ pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> Option<[f32
             GgmlType::Q4_1 => dot_xn_q32::<{ block::Q4_1 }, true, 4>(w, a, |p| unpack_q4_1(p)),
             GgmlType::Q5_0 => dot_xn_q32::<{ block::Q5_0 }, false, 4>(w, a, |p| unpack_q5_0(p)),
             #[cfg(feature = "relaxed-simd")]
-            GgmlType::Q4K => relaxed::dot_x4_q4_k(w, a),
+            GgmlType::Q4K => relaxed::dot_x4_k4::<false>(w, a),
+            #[cfg(feature = "relaxed-simd")]
+            GgmlType::Q5K => relaxed::dot_x4_k4::<true>(w, a),
             #[cfg(not(feature = "relaxed-simd"))]
-            GgmlType::Q4K => dot_x4_q4_k(w, a),
+            GgmlType::Q4K => dot_x4_k4::<false>(w, a),
+            #[cfg(not(feature = "relaxed-simd"))]
+            GgmlType::Q5K => dot_x4_k4::<true>(w, a),
             #[cfg(feature = "relaxed-simd")]
             GgmlType::Q6K => relaxed::dot_x4_q6_k(w, a),
             #[cfg(not(feature = "relaxed-simd"))]
@@ -391,7 +413,7 @@ unsafe fn dot_xn_q32<const BB: usize, const MIN: bool, const N: usize>(
     out
 }
 
-/// A Q4_K block's eight mins, each twice (a 32-value sub-block has two of the activations'
+/// A Q4_K (or Q5_K) block's eight mins, each twice (a 32-value sub-block has two of the activations'
 /// 16-value `bsums`), as i16 lanes: once per block, for every token.
 #[inline(always)]
 fn q4_k_mins(scales: &[u8]) -> [v128; 2] {
@@ -399,7 +421,7 @@ fn q4_k_mins(scales: &[u8]) -> [v128; 2] {
     [i16x8(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3]), i16x8(m[4], m[4], m[5], m[5], m[6], m[6], m[7], m[7])]
 }
 
-/// Σ m·y over Q4_K block `i` for one token, from its bsums, as four i32 lanes to add
+/// Σ m·y over Q4_K (or Q5_K) block `i` for one token, from its bsums, as four i32 lanes to add
 /// (exact: |m·bsum| ≤ 63·16·127).
 #[inline(always)]
 unsafe fn q4_k_mins_dot(mins: &[v128; 2], a: &QuantizedRow, i: usize) -> v128 {
@@ -407,7 +429,7 @@ unsafe fn q4_k_mins_dot(mins: &[v128; 2], a: &QuantizedRow, i: usize) -> v128 {
     i32x4_add(i32x4_dot_i16x8(mins[0], load_i16(b)), i32x4_dot_i16x8(mins[1], load_i16(b.add(8))))
 }
 
-/// Block `i` of a Q4_K row for four tokens, finished lane-wise: Σ sc·q·y · d − Σ m·y · dmin.
+/// Block `i` of a Q4_K (or Q5_K) row for four tokens, finished lane-wise: Σ sc·q·y · d − Σ m·y · dmin.
 #[inline(always)]
 unsafe fn finish_x4_q4_k(blk: &[u8], a: &[&QuantizedRow; 4], i: usize, sumi: &[v128; 4]) -> v128 {
     let ad = f32x4(a[0].d[i], a[1].d[i], a[2].d[i], a[3].d[i]);
@@ -421,17 +443,17 @@ unsafe fn finish_x4_q4_k(blk: &[u8], a: &[&QuantizedRow; 4], i: usize, sumi: &[v
 }
 
 #[cfg_attr(feature = "relaxed-simd", allow(dead_code))] // replaced by `relaxed`
-unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+unsafe fn dot_x4_k4<const FIVE: bool>(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     let mut sum = f32x4_splat(0.0);
-    for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
+    for (i, blk) in w.chunks_exact(k4_layout(FIVE).0).enumerate() {
         let scales = &blk[4..16];
         let mut sumi = [i32x4_splat(0); 4];
         for c in 0..4 {
             let (sc1, _) = scale_min_k4(2 * c, scales);
             let (sc2, _) = scale_min_k4(2 * c + 1, scales);
-            let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
-            let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
-            // Scale the widened weights once (q·sc ≤ 15·63 fits i16): Σ(q·sc)·y = sc·Σq·y.
+            let (lo0, hi0) = k4_codes::<FIVE>(blk.as_ptr(), c, 0);
+            let (lo1, hi1) = k4_codes::<FIVE>(blk.as_ptr(), c, 16);
+            // Scale the widened weights once (q·sc ≤ 31·63 fits i16): Σ(q·sc)·y = sc·Σq·y.
             let (s1, s2) = (i16x8_splat(sc1 as i16), i16x8_splat(sc2 as i16));
             let [l00, l01] = widen(lo0);
             let [l10, l11] = widen(lo1);
@@ -496,11 +518,11 @@ unsafe fn dot_x4_q6_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
 /// `pmaddubsw`; the `_add` form goes on to i32 lanes), with no widening of either side. The
 /// result is implementation-defined only when a byte of the second operand has its top bit
 /// set or a pair's sum overflows i16; here the second operand is a weight's unsigned code
-/// (Q5_0 0..31, Q4_K 0..15, Q6_K 0..63, the offset subtracted afterwards through the
+/// (Q5_0 0..31, Q4_K 0..15, Q5_K 0..31, Q6_K 0..63, the offset subtracted afterwards through the
 /// activations' sums) and activations are within ±127, so pairs stay below 2·127·63: exact
 /// on every engine, with the same integer sums, hence the same bits, as the kernels above.
 /// Only the kernels that measured faster are used (bench/results/kernels.md): Q5_0 and Q4_K
-/// for one token, Q4_K and Q6_K in four-token tiles.
+/// for one token, Q4_K and Q6_K in four-token tiles (Q5_K with Q4_K).
 #[cfg(feature = "relaxed-simd")]
 mod relaxed {
     use super::*;
@@ -551,19 +573,19 @@ mod relaxed {
         sum
     }
 
-    /// Q4_K, one token (see `dot_x4_q4_k`).
+    /// Q4_K or Q5_K, one token (see `dot_x4_k4`).
     #[target_feature(enable = "relaxed-simd")]
-    pub unsafe fn dot_q4_k(w: &[u8], a: &QuantizedRow) -> f32 {
+    pub unsafe fn dot_k4<const FIVE: bool>(w: &[u8], a: &QuantizedRow) -> f32 {
         let mut sum = 0.0f32;
-        for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
+        for (i, blk) in w.chunks_exact(k4_layout(FIVE).0).enumerate() {
             let scales = &blk[4..16];
             let q8 = a.qs.as_ptr().add(i * QK_K);
             let mut sumi = i32x4_splat(0);
             for c in 0..4 {
                 let (sc1, _) = scale_min_k4(2 * c, scales);
                 let (sc2, _) = scale_min_k4(2 * c + 1, scales);
-                let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
-                let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
+                let (lo0, hi0) = k4_codes::<FIVE>(blk.as_ptr(), c, 0);
+                let (lo1, hi1) = k4_codes::<FIVE>(blk.as_ptr(), c, 16);
                 let y = q8.add(c * 64);
                 let l = i16x8_add(pairs(y, lo0), pairs(y.add(16), lo1));
                 let h = i16x8_add(pairs(y.add(32), hi0), pairs(y.add(48), hi1));
@@ -595,19 +617,19 @@ mod relaxed {
         i16x8_relaxed_dot_i8x16_i7x16(load(y as *const u8), x)
     }
 
-    /// Q4_K for four tokens: codes 0..15, so two pair sums of a 32-value group add up to at
-    /// most 4·127·15 in i16, then one `i32x4.dot_i16x8_s` applies the group's scale.
+    /// Q4_K (codes 0..15) or Q5_K (0..31) for four tokens: two pair sums of a 32-value group
+    /// add up to at most 4·127·31 in i16, then one `i32x4.dot_i16x8_s` applies the group's scale.
     #[target_feature(enable = "relaxed-simd")]
-    pub unsafe fn dot_x4_q4_k(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
+    pub unsafe fn dot_x4_k4<const FIVE: bool>(w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
         let mut sum = f32x4_splat(0.0);
-        for (i, blk) in w.chunks_exact(block::Q4_K).enumerate() {
+        for (i, blk) in w.chunks_exact(k4_layout(FIVE).0).enumerate() {
             let scales = &blk[4..16];
             let mut sumi = [i32x4_splat(0); 4];
             for c in 0..4 {
                 let (sc1, _) = scale_min_k4(2 * c, scales);
                 let (sc2, _) = scale_min_k4(2 * c + 1, scales);
-                let (lo0, hi0) = nibbles(blk.as_ptr().add(16 + c * 32));
-                let (lo1, hi1) = nibbles(blk.as_ptr().add(16 + c * 32 + 16));
+                let (lo0, hi0) = k4_codes::<FIVE>(blk.as_ptr(), c, 0);
+                let (lo1, hi1) = k4_codes::<FIVE>(blk.as_ptr(), c, 16);
                 let (s1, s2) = (i16x8_splat(sc1 as i16), i16x8_splat(sc2 as i16));
                 for t in 0..4 {
                     let q8 = a[t].qs.as_ptr().add(i * QK_K + c * 64);
