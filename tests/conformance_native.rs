@@ -24,14 +24,7 @@ fn check_tokenizer(model_file: &str, fixture_file: &str) {
 
 fn check_logits(model_file: &str, fixture_file: &str) {
     let model = Model::open(model_path(model_file).to_str().unwrap()).unwrap();
-    let fx = fixture(fixture_file);
-    for case in &fx.logits {
-        let ids = model.tokenizer.encode(&case.prompt, true, false);
-        assert_eq!(ids, case.prompt_ids, "prompt ids for {:?}", case.prompt);
-        let mut s = model.new_session();
-        let logits = model.forward(&mut s, &ids).unwrap();
-        check_top_logits(&case.prompt, &case.top, &logits);
-    }
+    check_fixture_logits(&model, &fixture(fixture_file), LOGIT_TOLERANCE);
 }
 
 fn check_greedy(model_file: &str, fixture_file: &str) {

@@ -42,15 +42,7 @@ fn check_against_llama_cpp(model_file: &str, drop: &str, fixture_file: &str, tol
     let model = Model::open(out.to_str().unwrap()).unwrap();
     let original = Model::open(model_path(model_file).to_str().unwrap()).unwrap();
     assert_eq!(model.config.n_layer + drop.parse::<usize>().unwrap(), original.config.n_layer);
-    let mut diffs = vec![];
-    for case in &fx.logits {
-        let ids = model.tokenizer.encode(&case.prompt, true, false);
-        assert_eq!(ids, case.prompt_ids, "prompt ids for {:?}", case.prompt);
-        let mut s = model.new_session();
-        let logits = model.forward(&mut s, &ids).unwrap();
-        diffs.push(max_logit_diff(&case.top, &logits));
-        check_top_logits_within(&case.prompt, &case.top, &logits, tolerance, NEAR_TIE);
-    }
+    let diffs = check_fixture_logits(&model, &fx, tolerance);
     eprintln!("{}: max top-20 logit differences {diffs:.3?}", out.display());
     let mut identical = 0;
     for case in &fx.greedy {

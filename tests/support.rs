@@ -114,6 +114,21 @@ pub fn check_top_logits_within(prompt: &str, reference: &[(u32, f32)], logits: &
     );
 }
 
+/// The fixture's top-20 final-position logits for each of its prompts against `model`'s,
+/// within `tolerance`; returns each prompt's largest difference.
+pub fn check_fixture_logits(model: &edgeslm_engine::Model, fx: &Fixture, tolerance: f32) -> Vec<f32> {
+    fx.logits
+        .iter()
+        .map(|case| {
+            let ids = model.tokenizer.encode(&case.prompt, true, false);
+            assert_eq!(ids, case.prompt_ids, "prompt ids for {:?}", case.prompt);
+            let logits = model.forward(&mut model.new_session(), &ids).unwrap();
+            check_top_logits_within(&case.prompt, &case.top, &logits, tolerance, NEAR_TIE);
+            max_logit_diff(&case.top, &logits)
+        })
+        .collect()
+}
+
 /// Returns whether the continuation is identical; panics if it diverges anywhere but at a
 /// near-tie of llama.cpp's logits.
 pub fn check_greedy_case(case: &GreedyCase, ours: &[u32]) -> bool {

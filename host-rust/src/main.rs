@@ -616,7 +616,8 @@ fn prune(argv: &[String]) -> Result<()> {
     let t = std::time::Instant::now();
     let mut file = std::fs::File::open(&model).with_context(|| format!("opening {}", model.display()))?;
     let file_len = file.metadata()?.len();
-    // Read the header alone: grow the buffer until the tensor table ends in it.
+    // Read the header alone: grow the buffer until the tensor table ends in it (or the file,
+    // or 256 MiB: no real header comes near; a broken one is then parsed and refused).
     let mut head = Vec::new();
     let header_len = loop {
         let want = (head.len() * 2).max(1 << 20) as u64;
@@ -625,7 +626,7 @@ fn prune(argv: &[String]) -> Result<()> {
         (&mut file).take(want).read_to_end(&mut head)?;
         match edgeslm_engine::gguf::header_len(&head) {
             Some(n) => break n,
-            None if (head.len() as u64) < want => break head.len(),
+            None if (head.len() as u64) < want || want >= 256 << 20 => break head.len(),
             None => continue,
         }
     };
