@@ -403,7 +403,7 @@ pub fn default_component_path() -> Option<PathBuf> {
 
 /// The portable component built with the engine's relaxed-simd kernels (`cargo xtask build`
 /// writes it beside the SIMD128 build): bit for bit the same results, its 8-bit products
-/// faster (one `pmaddubsw` on x86, `sdot` on ARM). It validates only where the engine has
+/// faster (one `pmaddubsw` per 16 products on x86). It validates only where the engine has
 /// relaxed-simd (wasmtime has; some browsers have not), so it is a second file, preferred by
 /// default ([`Host::open_default`]).
 pub const RELAXED_COMPONENT_FILE: &str = "edgeslm-component-relaxed.wasm";
