@@ -588,7 +588,7 @@ fn perplexity(argv: &[String]) -> Result<()> {
 
 fn prune(argv: &[String]) -> Result<()> {
     use edgeslm_engine::prune::{self, Drop};
-    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::io::Write;
     let (mut model, mut out, mut count, mut keep_last, mut layers) = (None, None, None, 1usize, None);
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -614,24 +614,12 @@ fn prune(argv: &[String]) -> Result<()> {
         bail!("--out is the model itself; write the pruned copy to another file");
     }
     let t = std::time::Instant::now();
-    let mut file = std::fs::File::open(&model).with_context(|| format!("opening {}", model.display()))?;
-    let file_len = file.metadata()?.len();
-    // Read the header alone: grow the buffer until the tensor table ends in it (or the file,
-    // or 256 MiB: no real header comes near; a broken one is then parsed and refused).
-    let mut head = Vec::new();
-    let header_len = loop {
-        let want = (head.len() * 2).max(1 << 20) as u64;
-        head.clear();
-        file.seek(SeekFrom::Start(0))?;
-        (&mut file).take(want).read_to_end(&mut head)?;
-        match edgeslm_engine::gguf::header_len(&head) {
-            Some(n) => break n,
-            None if (head.len() as u64) < want || want >= 256 << 20 => break head.len(),
-            None => continue,
-        }
-    };
-    let gguf = edgeslm_engine::gguf::Gguf::parse_header(&head[..header_len.min(head.len())], file_len)
-        .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+    // Mapped, as the engine opens a model: the header parsed from it, each tensor's bytes
+    // copied from it (extents checked against the file by the parser).
+    let source = edgeslm_engine::Storage::open(&model.to_string_lossy()).map_err(|e| anyhow!("{e}"))?;
+    let bytes = source.whole().unwrap_or_default();
+    let file_len = bytes.len();
+    let gguf = edgeslm_engine::gguf::Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", model.display()))?;
     let plan = prune::plan(&gguf, &which).map_err(|e| anyhow!("{e}"))?;
     let entries: Vec<edgeslm_engine::gguf_write::TensorEntry> = plan
         .tensors
@@ -643,12 +631,7 @@ fn prune(argv: &[String]) -> Result<()> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?);
     let written = edgeslm_engine::gguf_write::write_gguf(&mut w, &plan.metadata, &entries, gguf.alignment, |i, w| {
         let t = plan.tensors[i].1;
-        file.seek(SeekFrom::Start(t.offset as u64))?;
-        let copied = std::io::copy(&mut (&mut file).take(t.size as u64), w)?;
-        if copied != t.size as u64 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("tensor {} is cut short", t.name)));
-        }
-        Ok(())
+        w.write_all(&bytes[t.offset..t.offset + t.size])
     });
     let written = written.and_then(|n| w.flush().map(|_| n));
     let written = match written {
