@@ -41,6 +41,11 @@ pub trait RemoteForward: Send + Sync {
     /// For `info()`: e.g. "wasi-nn".
     fn name(&self) -> String;
     fn new_sequence(&self) -> Result<Box<dyn RemoteSequence>>;
+    /// The model file's header (metadata and tensor table), where this backend holds it: a
+    /// host that runs the forward pass elsewhere (a GPU) still serves it to its guests.
+    fn header(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// One sequence on the remote side: its KV cache and last output.

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
+use edgeslm_host::nn::Device;
 use edgeslm_host::{
     open_model, Backend, ClassifyOptions, Constraint, Example, FinishReason, GenerateOptions,
     Host,
@@ -66,6 +67,9 @@ options for model commands:
                      wasi:nn, with the tokenizer, constraints and sampling in the component;
                      portable: everything inside the component, one thread (its relaxed-simd
                      build by default, the SIMD128 one where wasmtime cannot compile that)
+  --device D         cpu (default) or gpu: where the wasi-nn backend runs the forward pass;
+                     gpu goes through wgpu (Vulkan, Metal, DX12) and falls back to the CPU,
+                     with a message, where no GPU adapter is found
   --threads N        native threads for the wasi-nn backend (default: all cores)
   --component PATH   the edgeslm component (default: the backend's build, from `cargo xtask build`;
                      or $EDGESLM_COMPONENT / $EDGESLM_COMPONENT_NN)
@@ -76,6 +80,7 @@ struct Args {
     model: Option<PathBuf>,
     component: Option<PathBuf>,
     backend: Backend,
+    device: Device,
     threads: Option<usize>,
     positional: Vec<String>,
     opts: GenerateOptions,
@@ -101,6 +106,7 @@ fn parse(argv: Vec<String>) -> Result<Args> {
         model: None,
         component: None,
         backend: Backend::WasiNn,
+        device: Device::Cpu,
         threads: None,
         positional: vec![],
         opts: GenerateOptions::default(),
@@ -122,6 +128,7 @@ fn parse(argv: Vec<String>) -> Result<Args> {
             "--model" | "-m" => a.model = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
             "--component" => a.component = Some(PathBuf::from(value::<String>(&arg, it.next())?)),
             "--backend" => a.backend = value::<String>(&arg, it.next())?.parse()?,
+            "--device" => a.device = value::<String>(&arg, it.next())?.parse()?,
             "--threads" | "-t" => a.threads = Some(value(&arg, it.next())?),
             "--max-tokens" | "-n" => a.opts.max_tokens = Some(value(&arg, it.next())?),
             "--temperature" => a.opts.temperature = Some(value(&arg, it.next())?),
@@ -251,6 +258,9 @@ fn run(argv: Vec<String>) -> Result<()> {
     }
     let model_path = args.model.clone().ok_or_else(|| anyhow!("--model FILE is required"))?;
     edgeslm_host::check_model_file(&model_path)?;
+    if args.device == Device::Gpu && args.backend != Backend::WasiNn {
+        return Err(usage("--device gpu runs the forward pass in the host: use it with --backend wasi-nn (the default)".into()));
+    }
     let say = |m: String| {
         if !args.quiet {
             eprintln!("{m}");
@@ -262,6 +272,7 @@ fn run(argv: Vec<String>) -> Result<()> {
             .with_context(|| format!("loading component {}", component.display()))?,
         None => Host::open_default(args.backend)?,
     };
+    host.registry.set_device(args.device);
     let size = std::fs::metadata(&model_path).map(|m| m.len()).unwrap_or(0);
     say(format!(
         "edgeslm: loading {} ({:.1} MB), backend {}{}{}...",
@@ -276,7 +287,15 @@ fn run(argv: Vec<String>) -> Result<()> {
         }
     ));
     let (mut session, model, load_ms) = open_model(&host, &model_path)?;
-    say(format!("edgeslm: loaded in {load_ms:.0} ms"));
+    // Where the host runs the forward pass ("portable": the native engine; "gpu: ADAPTER").
+    let device = match args.backend {
+        Backend::WasiNn => host.registry.backend_of(&edgeslm_host::guest_path(&model_path.canonicalize()?)?),
+        Backend::Portable => None,
+    };
+    match (&device, args.device) {
+        (Some(d), Device::Gpu) => say(format!("edgeslm: loaded in {load_ms:.0} ms, forward pass on {d}")),
+        _ => say(format!("edgeslm: loaded in {load_ms:.0} ms")),
+    }
 
     match args.command.as_str() {
         "info" => {
@@ -297,6 +316,7 @@ fn run(argv: Vec<String>) -> Result<()> {
                 "tensor_types": types,
                 "file_size": i.file_size,
                 "backend": i.backend,
+                "device": device.as_deref().map(|d| if d.starts_with("gpu") { d } else { "cpu" }),
                 "component": host.component_path.file_name().map(|n| n.to_string_lossy().into_owned()),
             });
             println!("{}", serde_json::to_string_pretty(&sorted(out))?);

@@ -39,29 +39,85 @@ use bindings::wasi::nn::errors::ErrorCode;
 use bindings::wasi::nn::graph::{ExecutionTarget, GraphEncoding};
 use bindings::wasi::nn::tensor::TensorType;
 
+/// Where the host runs the forward pass of the models it serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Device {
+    /// The native engine, multi-threaded.
+    #[default]
+    Cpu,
+    /// The GPU, through wgpu (`edgeslm-gpu`); the CPU, with a message, where none is found.
+    Gpu,
+}
+
+impl std::str::FromStr for Device {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Gpu),
+            _ => Err(anyhow!("unknown device '{s}' (cpu or gpu)")),
+        }
+    }
+}
+
 /// Models served by name, shared by every instance of a host.
 #[derive(Clone, Default)]
-pub struct Registry(Arc<RwLock<HashMap<String, (PathBuf, Arc<NativeModel>)>>>);
+pub struct Registry {
+    models: Arc<RwLock<HashMap<String, (PathBuf, Arc<NativeModel>)>>>,
+    device: Arc<RwLock<Device>>,
+}
 
 impl Registry {
+    /// Run the models registered from now on on `device`.
+    pub fn set_device(&self, device: Device) {
+        *self.device.write().unwrap() = device;
+    }
+
     /// Serve the model file at `path` under `name`: loaded once, then reused by every
     /// instance that asks for `name` (unless `name` is later given another file).
     pub fn register(&self, name: &str, path: &Path) -> Result<Arc<NativeModel>> {
-        if let Some((p, m)) = self.0.read().unwrap().get(name) {
+        if let Some((p, m)) = self.models.read().unwrap().get(name) {
             if p == path {
                 return Ok(m.clone());
             }
         }
-        let model = NativeModel::open(path.to_str().ok_or_else(|| anyhow!("model path is not UTF-8"))?)
-            .map_err(|e| anyhow!("{e}"))?;
-        let model = Arc::new(model);
-        self.0.write().unwrap().insert(name.to_string(), (path.to_path_buf(), model.clone()));
+        let path_str = path.to_str().ok_or_else(|| anyhow!("model path is not UTF-8"))?;
+        let device = *self.device.read().unwrap();
+        let model = match device {
+            Device::Cpu => NativeModel::open(path_str),
+            Device::Gpu => open_on_gpu(path_str)?,
+        };
+        let model = Arc::new(model.map_err(|e| anyhow!("{e}"))?);
+        self.models.write().unwrap().insert(name.to_string(), (path.to_path_buf(), model.clone()));
         Ok(model)
     }
 
     fn get(&self, name: &str) -> Option<Arc<NativeModel>> {
-        self.0.read().unwrap().get(name).map(|(_, m)| m.clone())
+        self.models.read().unwrap().get(name).map(|(_, m)| m.clone())
     }
+
+    /// What runs the forward pass of the model served under `name`: "portable" (the
+    /// native engine) or "gpu: ADAPTER".
+    pub fn backend_of(&self, name: &str) -> Option<String> {
+        self.get(name).map(|m| m.backend_name())
+    }
+}
+
+/// The model on the GPU, or on the CPU with a message where no adapter can be opened.
+#[cfg(feature = "gpu")]
+fn open_on_gpu(path: &str) -> Result<edgeslm_engine::Result<NativeModel>> {
+    match edgeslm_gpu::Gpu::open() {
+        Ok(gpu) => Ok(edgeslm_gpu::open_model(gpu, path)),
+        Err(e) => {
+            eprintln!("edgeslm: {e}; the forward pass runs on the CPU");
+            Ok(NativeModel::open(path))
+        }
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+fn open_on_gpu(_: &str) -> Result<edgeslm_engine::Result<NativeModel>> {
+    Err(anyhow!("this build of edgeslm has no GPU support (built without the `gpu` feature)"))
 }
 
 pub struct Tensor {

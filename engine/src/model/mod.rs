@@ -219,7 +219,8 @@ impl Model {
             Backend::Portable(Weights { storage, .. }) | Backend::VocabOnly(Some(storage)) => {
                 storage.whole().map(|file| &file[..self.gguf.data_offset])
             }
-            _ => None,
+            Backend::Remote(r) => r.header(),
+            Backend::VocabOnly(None) => None,
         }
     }
 

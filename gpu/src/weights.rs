@@ -1,0 +1,79 @@
+//! The model's weights on the GPU, uploaded once: matrices in their GGUF encoding (split by
+//! rows into pieces no larger than one binding may be: Gemma 3's 262k×640 embedding is
+//! 178 MB where many adapters bind at most 128 MiB), and every vector (norms, biases, RoPE
+//! factors) in one f32 buffer.
+
+use edgeslm_engine::quant::GgmlType;
+use edgeslm_engine::tensor::Matrix;
+use edgeslm_engine::{Error, Result};
+
+use crate::device::Gpu;
+
+/// Rows `row0..row0 + rows` of a matrix, in a buffer of their own.
+pub struct Piece {
+    pub buffer: wgpu::Buffer,
+    pub row0: u32,
+    pub rows: u32,
+}
+
+pub struct GpuMatrix {
+    pub ty: GgmlType,
+    pub rows: u32,
+    pub cols: u32,
+    pub row_bytes: u32,
+    pub pieces: Vec<Piece>,
+}
+
+impl GpuMatrix {
+    pub fn upload(gpu: &Gpu, m: &Matrix) -> Result<GpuMatrix> {
+        if m.cols % 32 != 0 {
+            return Err(Error::UnsupportedArchitecture(format!("{}: rows of {} values (the GPU kernels take multiples of 32)", m.name, m.cols)));
+        }
+        let row_bytes = m.ty.row_bytes(m.cols);
+        let per_piece = (gpu.max_binding() / row_bytes as u64).max(1) as usize;
+        if (row_bytes as u64) > gpu.max_binding() {
+            return Err(Error::Io(format!("{}: one row is larger than the GPU binds ({} bytes)", m.name, gpu.max_binding())));
+        }
+        let bytes = m.bytes();
+        let mut pieces = Vec::new();
+        let mut row0 = 0;
+        while row0 < m.rows {
+            let rows = per_piece.min(m.rows - row0);
+            let data = &bytes[row0 * row_bytes..(row0 + rows) * row_bytes];
+            let buffer = gpu.upload(&m.name, data);
+            pieces.push(Piece { buffer, row0: row0 as u32, rows: rows as u32 });
+            row0 += rows;
+        }
+        Ok(GpuMatrix { ty: m.ty, rows: m.rows as u32, cols: m.cols as u32, row_bytes: row_bytes as u32, pieces })
+    }
+
+    /// Which piece holds `row`, and the row's index within it.
+    pub fn locate(&self, row: u32) -> (usize, u32) {
+        let i = self.pieces.partition_point(|p| p.row0 + p.rows <= row);
+        (i, row - self.pieces[i].row0)
+    }
+}
+
+/// Every f32 vector of the model, gathered into one buffer at known offsets.
+#[derive(Default)]
+pub struct Vectors {
+    data: Vec<f32>,
+}
+
+impl Vectors {
+    /// Add `v`; returns its offset (in floats).
+    pub fn add(&mut self, v: &[f32]) -> u32 {
+        let at = self.data.len() as u32;
+        self.data.extend_from_slice(v);
+        at
+    }
+
+    pub fn add_opt(&mut self, v: &Option<Vec<f32>>) -> Option<u32> {
+        v.as_deref().map(|v| self.add(v))
+    }
+
+    pub fn upload(&self, gpu: &Gpu) -> wgpu::Buffer {
+        let bytes: Vec<u8> = self.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        gpu.upload("vectors", &bytes)
+    }
+}
