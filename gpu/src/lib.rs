@@ -10,7 +10,7 @@
 mod device;
 mod forward;
 pub mod kernels;
-mod weights;
+pub mod weights;
 
 use std::sync::Arc;
 
@@ -28,4 +28,21 @@ pub fn open_model(gpu: Gpu, path: &str) -> Result<Model> {
     let file_size = cpu.file_size as u64;
     let gpu = GpuModel::new(gpu, cpu)?;
     Model::remote(&header, file_size, Arc::new(GpuForward(Arc::new(gpu))))
+}
+
+/// y = W x on `gpu` for `n` tokens (`x`: n rows of `cols`), W a `rows` × `cols` matrix of
+/// type `ty` in its GGUF encoding: the kernel the forward pass uses, on its own (tests
+/// compare it with the engine's scalar decoder).
+pub fn matmul(gpu: &Gpu, ty: edgeslm_engine::quant::GgmlType, rows: usize, cols: usize, w: &[u8], x: &[f32], n: usize) -> Result<Vec<f32>> {
+    let m = weights::GpuMatrix::from_bytes(gpu, "w", ty, rows, cols, w)?;
+    let kernels = kernels::Kernels::new(gpu, [ty]);
+    let x: Vec<u8> = x[..n * cols].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let xb = gpu.upload("x", &x);
+    let y = gpu.buffer("y", 4 * (n * rows) as u64, wgpu::BufferUsages::empty());
+    let params = kernels::params_buffer(gpu, m.pieces.len());
+    let mut pass = kernels::Pass::new(gpu, &kernels, &params);
+    pass.matmul(&m, (&xb, 0), (&y, 0), rows as u32, n as u32);
+    pass.submit();
+    let bytes = gpu.read(&y, 4 * (n * rows) as u64)?;
+    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }

@@ -26,25 +26,31 @@ pub struct GpuMatrix {
 
 impl GpuMatrix {
     pub fn upload(gpu: &Gpu, m: &Matrix) -> Result<GpuMatrix> {
-        if m.cols % 32 != 0 {
-            return Err(Error::UnsupportedArchitecture(format!("{}: rows of {} values (the GPU kernels take multiples of 32)", m.name, m.cols)));
+        GpuMatrix::from_bytes(gpu, &m.name, m.ty, m.rows, m.cols, m.bytes())
+    }
+
+    /// A `rows` × `cols` matrix of type `ty` from its GGUF bytes.
+    pub fn from_bytes(gpu: &Gpu, name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<GpuMatrix> {
+        if cols % ty.block_size() != 0 || cols % 32 != 0 {
+            return Err(Error::UnsupportedArchitecture(format!("{name}: rows of {cols} values (the GPU kernels take whole blocks of 32)")));
         }
-        let row_bytes = m.ty.row_bytes(m.cols);
-        let per_piece = (gpu.max_binding() / row_bytes as u64).max(1) as usize;
+        let row_bytes = ty.row_bytes(cols);
+        if bytes.len() != rows * row_bytes {
+            return Err(Error::Corrupt(format!("{name}: {} bytes for {rows} rows of {row_bytes}", bytes.len())));
+        }
         if (row_bytes as u64) > gpu.max_binding() {
-            return Err(Error::Io(format!("{}: one row is larger than the GPU binds ({} bytes)", m.name, gpu.max_binding())));
+            return Err(Error::Io(format!("{name}: one row is larger than the GPU binds ({} bytes)", gpu.max_binding())));
         }
-        let bytes = m.bytes();
+        let per_piece = (gpu.max_binding() / row_bytes as u64) as usize;
         let mut pieces = Vec::new();
         let mut row0 = 0;
-        while row0 < m.rows {
-            let rows = per_piece.min(m.rows - row0);
-            let data = &bytes[row0 * row_bytes..(row0 + rows) * row_bytes];
-            let buffer = gpu.upload(&m.name, data);
-            pieces.push(Piece { buffer, row0: row0 as u32, rows: rows as u32 });
-            row0 += rows;
+        while row0 < rows {
+            let n = per_piece.min(rows - row0);
+            let buffer = gpu.upload(name, &bytes[row0 * row_bytes..(row0 + n) * row_bytes]);
+            pieces.push(Piece { buffer, row0: row0 as u32, rows: n as u32 });
+            row0 += n;
         }
-        Ok(GpuMatrix { ty: m.ty, rows: m.rows as u32, cols: m.cols as u32, row_bytes: row_bytes as u32, pieces })
+        Ok(GpuMatrix { ty, rows: rows as u32, cols: cols as u32, row_bytes: row_bytes as u32, pieces })
     }
 
     /// Which piece holds `row`, and the row's index within it.
