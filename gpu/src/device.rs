@@ -58,7 +58,7 @@ impl Gpu {
 
     /// The largest buffer one binding may see (weights are split into pieces of at most this).
     pub fn max_binding(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size) & !3
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size) & !3
     }
 
     /// The errors wgpu reported since the last check, as one engine error.

@@ -31,7 +31,7 @@ impl GpuMatrix {
 
     /// A `rows` × `cols` matrix of type `ty` from its GGUF bytes.
     pub fn from_bytes(gpu: &Gpu, name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<GpuMatrix> {
-        if cols % ty.block_size() != 0 || cols % 32 != 0 {
+        if !cols.is_multiple_of(ty.block_size()) || !cols.is_multiple_of(32) {
             return Err(Error::UnsupportedArchitecture(format!("{name}: rows of {cols} values (the GPU kernels take whole blocks of 32)")));
         }
         let row_bytes = ty.row_bytes(cols);

@@ -293,7 +293,10 @@ fn run(argv: Vec<String>) -> Result<()> {
         Backend::Portable => None,
     };
     match (&device, args.device) {
-        (Some(d), Device::Gpu) => say(format!("edgeslm: loaded in {load_ms:.0} ms, forward pass on {d}")),
+        (Some(d), Device::Gpu) => {
+            let on = if d.starts_with("gpu") { d.as_str() } else { "the CPU" };
+            say(format!("edgeslm: loaded in {load_ms:.0} ms, forward pass on {on}"))
+        }
         _ => say(format!("edgeslm: loaded in {load_ms:.0} ms")),
     }
 
