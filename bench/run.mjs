@@ -3,7 +3,7 @@
 // (which builds the runners and installs the peers first).
 //   node bench/run.mjs [--runs N] [--models gemma,smollm2] [--only component,native,node,chromium,llamacpp,wllama]
 //   node bench/run.mjs --report-only     # rewrite the report and chart from benchmark.json
-//   node bench/run.mjs --only wasinn,llamacpp --merge   # re-measure some rows, keep the others
+//   node bench/run.mjs --only gpu,wasinn,llamacpp --merge   # re-measure some rows, keep the others
 //                                        # from benchmark.json (marked, with their run's commit)
 // Writes bench/results/benchmark.md, benchmark.json and benchmark.png.
 import { execFileSync } from "node:child_process";
@@ -40,6 +40,9 @@ const RUNNERS = [
   { id: "component", label: "edgeslm component, wasmtime", threads: 1, cmd: [join(repo, "target/release/edgeslm-bench")] },
   { id: "wasinn", label: "edgeslm component, wasmtime + wasi-nn", threads: 1, cmd: [join(repo, "target/release/edgeslm-bench"), "--backend", "wasi-nn", "--threads", "1"] },
   { id: "wasinn", label: "edgeslm component, wasmtime + wasi-nn", threads: 2, cmd: [join(repo, "target/release/edgeslm-bench"), "--backend", "wasi-nn", "--threads", "2"] },
+  // Only when asked (`--only gpu,...`): the forward pass on the GPU; on a machine without one,
+  // wgpu finds lavapipe (a CPU Vulkan driver), whose figures are not GPU speeds.
+  { id: "gpu", label: "edgeslm component, wasmtime + wasi-nn on the GPU (wgpu)", threads: 1, cmd: [join(repo, "target/release/edgeslm-bench"), "--backend", "wasi-nn", "--threads", "1", "--device", "gpu"] },
   { id: "native", label: "edgeslm native engine", threads: 1, cmd: [join(repo, "target/release/examples/bench_runner"), "--threads", "1"] },
   { id: "native", label: "edgeslm native engine", threads: 2, cmd: [join(repo, "target/release/examples/bench_runner"), "--threads", "2"] },
   { id: "node", label: "edgeslm component, Node (jco)", threads: 1, cmd: [node, join(repo, "bench/runners/node.mjs")] },
@@ -49,7 +52,7 @@ const RUNNERS = [
   { id: "wllama", label: "wllama, Chromium (wasm)", threads: 1, cmd: [node, join(repo, "bench/runners/wllama.mjs")] },
 ];
 const only = opt("--only", shapes ? "component,wasinn,llamacpp" : null)?.split(",");
-const runners = RUNNERS.filter((r) => !only || only.includes(r.id));
+const runners = RUNNERS.filter((r) => (only ? only.includes(r.id) : r.id !== "gpu"));
 
 // The ticket schema as GBNF, for wllama (which takes grammars, not schemas): same language.
 const TICKET_GBNF = `root ::= "{" ws "\\"category\\"" ws ":" ws category ws "," ws "\\"urgency\\"" ws ":" ws [1-5] ws "," ws "\\"resolvedOffline\\"" ws ":" ws boolean ws "}"
@@ -175,7 +178,9 @@ for (const key of chosenModels) {
         process.stderr.write(`bench:   failed: ${(e.stderr || e.message).toString().slice(-400)}\n`);
       }
     }
-    results[key].rows.push({ ...r, cmd: undefined, summary: runs.length ? summarize(runs) : null, runs: runs.length });
+    // The GPU row names the adapter it ran on (lavapipe is not a GPU).
+    const label = r.id === "gpu" && runs[0]?.device ? `${r.label}: ${runs[0].device.replace(/^gpu: /, "")}` : r.label;
+    results[key].rows.push({ ...r, label, cmd: undefined, summary: runs.length ? summarize(runs) : null, runs: runs.length });
   }
 }
 machine.loadAfter = loadavg()[0];

@@ -71,9 +71,11 @@ pub struct GpuModel {
     scratch: Mutex<Scratch>,
 }
 
-/// Dispatches of one batch: per layer at most 24, plus the final norm.
-fn dispatches_per_batch(n_layer: usize) -> usize {
-    24 * n_layer + 8
+/// Dispatches of one batch: per layer 21 besides the matrix products (at most: the optional
+/// biases and norms), one product per piece of each matrix, and the final copy and norm.
+fn dispatches_per_batch(layers: &[GpuLayer]) -> usize {
+    let products = |l: &GpuLayer| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down].iter().map(|m| m.pieces.len()).sum::<usize>();
+    layers.iter().map(|l| 21 + products(l)).sum::<usize>() + 2
 }
 
 impl GpuModel {
@@ -134,7 +136,7 @@ impl GpuModel {
             up: f32s("up", b * c.n_ff),
             logits: f32s("logits", vocab),
             ids: f32s("ids", 2 * vocab),
-            params: params_buffer(&gpu, dispatches_per_batch(c.n_layer).max(output.pieces.len() + 2)),
+            params: params_buffer(&gpu, dispatches_per_batch(&layers).max(output.pieces.len())),
         };
         gpu.wait()?;
         gpu.check("uploading the weights")?;

@@ -107,7 +107,14 @@ impl Registry {
 #[cfg(feature = "gpu")]
 fn open_on_gpu(path: &str) -> Result<edgeslm_engine::Result<NativeModel>> {
     match edgeslm_gpu::Gpu::open() {
-        Ok(gpu) => Ok(edgeslm_gpu::open_model(gpu, path)),
+        Ok(gpu) => match edgeslm_gpu::open_model(gpu, path) {
+            // A shape the GPU kernels do not take (heads over 256 dimensions, say) still runs.
+            Err(e @ edgeslm_engine::Error::UnsupportedArchitecture(_)) => {
+                eprintln!("edgeslm: the GPU kernels cannot run this model ({e}); the forward pass runs on the CPU");
+                Ok(NativeModel::open(path))
+            }
+            other => Ok(other),
+        },
         Err(e) => {
             eprintln!("edgeslm: {e}; the forward pass runs on the CPU");
             Ok(NativeModel::open(path))

@@ -40,6 +40,11 @@ fn main() -> Result<()> {
     // Cold start: engine + (cached) compilation + instantiate + load + first token.
     let t0 = Instant::now();
     let host = Host::with_backend(std::path::Path::new(&component), backend).context("loading the component")?;
+    // `--device gpu`: the wasi-nn host's forward pass on the GPU (the cold start then includes
+    // opening the adapter, uploading the weights and compiling the kernels).
+    if let Some(d) = flag("--device") {
+        host.registry.set_device(d.parse()?);
+    }
     let compile_ms = host.compile_ms;
     let (mut session, model, load_ms) = open_model(&host, std::path::Path::new(&model_path))?;
     let one = GenerateOptions { max_tokens: Some(1), ..Default::default() };
@@ -87,6 +92,7 @@ fn main() -> Result<()> {
     let result = json!({
         "runtime": format!("edgeslm component (wasmtime, {})", backend.name()),
         "backend": session.info(model)?.backend,
+        "device": host.registry.backend_of(&edgeslm_host::guest_path(&std::path::Path::new(&model_path).canonicalize()?)?),
         "threads": threads,
         "compile_ms": compile_ms,
         "load_ms": load_ms,
