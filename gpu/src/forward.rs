@@ -3,14 +3,13 @@
 //! engine's `model::block` step for step: the same architecture table, the same optional
 //! tensors, f16 precision where the CPU path keeps it (KV cache, GELU, the queries in q·k).
 //!
-//! The token embedding lookup stays on the CPU (a few rows per step, read from the mapped
-//! file); everything else runs on the GPU, and per step only the new tokens' embeddings go
-//! up and the requested logits come back.
+//! Everything runs on the GPU, the token embedding lookup included: per step only the new
+//! token ids go up and the requested logits come back.
 
 use std::sync::{Arc, Mutex};
 
 use edgeslm_engine::model::arch::{Activation, AttentionScale};
-use edgeslm_engine::model::{Backend, Config, RopeStyle, Weights, UBATCH};
+use edgeslm_engine::model::{Backend, Config, RopeStyle, UBATCH};
 use edgeslm_engine::quant::GgmlType;
 use edgeslm_engine::remote::{RemoteForward, RemoteSequence, Step};
 use edgeslm_engine::{Error, Model, Result};
@@ -61,11 +60,13 @@ struct Scratch {
 pub struct GpuModel {
     gpu: Gpu,
     kernels: Kernels,
-    /// The portable model: config, and the token embeddings read on the CPU.
+    /// The portable model: its config, and its file's header for wasi:nn guests.
     cpu: Arc<Model>,
+    token_embd: Arc<GpuMatrix>,
     layers: Vec<GpuLayer>,
     output_norm: u32,
-    output: GpuMatrix,
+    /// The same matrix as `token_embd` when the model ties them (uploaded once).
+    output: Arc<GpuMatrix>,
     rope_factors: Option<u32>,
     vectors: wgpu::Buffer,
     scratch: Mutex<Scratch>,
@@ -89,6 +90,7 @@ impl GpuModel {
             return Err(Error::UnsupportedArchitecture(format!("heads of {} dimensions on the GPU (at most 256)", c.head_dim)));
         }
         let mut types: Vec<GgmlType> = vec![w.output.ty];
+        let token_embd = Arc::new(GpuMatrix::upload(&gpu, &w.token_embd)?);
         let mut vectors = Vectors::default();
         let mut layers = Vec::new();
         for layer in &w.layers {
@@ -118,9 +120,10 @@ impl GpuModel {
         }
         let output_norm = vectors.add(&w.output_norm);
         let rope_factors = vectors.add_opt(&w.rope_factors);
-        let output = GpuMatrix::upload(&gpu, &w.output)?;
+        let tied = w.output.name == w.token_embd.name;
+        let output = if tied { token_embd.clone() } else { Arc::new(GpuMatrix::upload(&gpu, &w.output)?) };
         let vectors = vectors.upload(&gpu);
-        let kernels = Kernels::new(&gpu, types);
+        let kernels = Kernels::new(&gpu, types, [w.token_embd.ty]);
         let f32s = |label: &str, n: usize| gpu.buffer(label, 4 * n as u64, wgpu::BufferUsages::empty());
         let b = UBATCH;
         let vocab = w.output.rows;
@@ -135,12 +138,12 @@ impl GpuModel {
             gate: f32s("gate", b * c.n_ff),
             up: f32s("up", b * c.n_ff),
             logits: f32s("logits", vocab),
-            ids: f32s("ids", 2 * vocab),
-            params: params_buffer(&gpu, dispatches_per_batch(&layers).max(output.pieces.len())),
+            ids: f32s("ids", 2 * vocab.max(b)),
+            params: params_buffer(&gpu, dispatches_per_batch(&layers) + token_embd.pieces.len() + 1),
         };
         gpu.wait()?;
         gpu.check("uploading the weights")?;
-        Ok(GpuModel { gpu, kernels, cpu, layers, output_norm, output, rope_factors, vectors, scratch: Mutex::new(scratch) })
+        Ok(GpuModel { gpu, kernels, cpu, token_embd, layers, output_norm, output, rope_factors, vectors, scratch: Mutex::new(scratch) })
     }
 
     pub fn name(&self) -> &str {
@@ -149,13 +152,6 @@ impl GpuModel {
 
     fn config(&self) -> &Config {
         &self.cpu.config
-    }
-
-    fn weights(&self) -> &Weights {
-        match &self.cpu.backend {
-            Backend::Portable(w) => w,
-            _ => unreachable!("checked in new"),
-        }
     }
 
     /// Evaluate `tokens` at positions `seq.pos..`, leaving the last one's normalised state
@@ -178,25 +174,23 @@ impl GpuModel {
 
     /// One batch of at most `UBATCH` tokens (checked) at `seq.pos`.
     fn batch(&self, sc: &Scratch, seq: &GpuSequence, tokens: &[u32]) {
-        let (c, w) = (self.config(), self.weights());
+        let c = self.config();
         let (n, d) = (tokens.len(), c.n_embd);
         let (hd, q_dim, kv_dim) = (c.head_dim, c.q_dim(), c.kv_dim());
         let pos0 = seq.pos;
-
-        // Token embeddings, looked up on the CPU (scaled by √d in the families that do).
-        let mut x = vec![0f32; n * d];
-        for (row, &tok) in x.chunks_exact_mut(d).zip(tokens) {
-            w.token_embd.row(tok as usize, row);
-            if c.embed_scale != 1.0 {
-                row.iter_mut().for_each(|v| *v *= c.embed_scale);
-            }
-        }
-        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.gpu.queue.write_buffer(&sc.x, 0, &bytes);
+        let (pairs, per_piece) = self.token_embd.pairs(tokens);
+        let bytes: Vec<u8> = pairs.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.gpu.queue.write_buffer(&sc.ids, 0, &bytes);
 
         let mut pass = Pass::new(&self.gpu, &self.kernels, &sc.params);
         let vecs = &self.vectors;
         let n32 = n as u32;
+        // Token embeddings (scaled by √d in the families that do).
+        pass.embed(&self.token_embd, &sc.x, &sc.ids, &per_piece);
+        if c.embed_scale != 1.0 {
+            let p = OpParams { count: (n * d) as u32, post_scale: c.embed_scale, ..Default::default() };
+            pass.op(Op::Scale, p, &sc.x, vecs, (n * d) as u32);
+        }
         let norm = |pass: &mut Pass, buf: &wgpu::Buffer, at: u32, rows: usize, width: usize| {
             let p = OpParams { count: rows as u32, width: width as u32, b_offset: at, eps: c.rms_eps, ..Default::default() };
             pass.op(Op::RmsNorm, p, buf, vecs, rows as u32);
@@ -311,18 +305,7 @@ impl GpuModel {
                 vocab as usize
             }
             Some(ids) => {
-                // (row within its piece, slot) pairs, grouped by piece.
-                let mut by_piece = vec![Vec::new(); self.output.pieces.len()];
-                for (slot, &id) in ids.iter().enumerate() {
-                    let (piece, row) = self.output.locate(id);
-                    by_piece[piece].extend([row, slot as u32]);
-                }
-                let mut pairs = Vec::new();
-                let mut per_piece = Vec::new();
-                for p in &by_piece {
-                    per_piece.push(((p.len() / 2) as u32, pairs.len() as u32));
-                    pairs.extend_from_slice(p);
-                }
+                let (pairs, per_piece) = self.output.pairs(ids);
                 let bytes: Vec<u8> = pairs.iter().flat_map(|v| v.to_le_bytes()).collect();
                 self.gpu.queue.write_buffer(&sc.ids, 0, &bytes);
                 pass.gather(&self.output, (&seq.last, 0), (&sc.logits, 0), &sc.ids, &per_piece);

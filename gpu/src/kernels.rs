@@ -56,6 +56,7 @@ pub fn matmul_source(ty: GgmlType) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     Copy,
+    Scale,
     Add,
     AddBias,
     StoreF16,
@@ -65,10 +66,11 @@ pub enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 7] = [Op::Copy, Op::Add, Op::AddBias, Op::StoreF16, Op::Gated, Op::RmsNorm, Op::Rope];
+    const ALL: [Op; 8] = [Op::Copy, Op::Scale, Op::Add, Op::AddBias, Op::StoreF16, Op::Gated, Op::RmsNorm, Op::Rope];
     fn entry(self) -> &'static str {
         match self {
             Op::Copy => "copy",
+            Op::Scale => "scale",
             Op::Add => "add",
             Op::AddBias => "add_bias",
             Op::StoreF16 => "store_f16",
@@ -84,6 +86,8 @@ pub struct Kernels {
     ops_layout: wgpu::BindGroupLayout,
     attention_layout: wgpu::BindGroupLayout,
     matmul: HashMap<GgmlType, wgpu::ComputePipeline>,
+    /// The row lookup (`embed` in matmul.wgsl), for the token embeddings' type.
+    embed: HashMap<GgmlType, wgpu::ComputePipeline>,
     ops: HashMap<Op, wgpu::ComputePipeline>,
     attention: wgpu::ComputePipeline,
 }
@@ -107,9 +111,9 @@ fn uniform() -> wgpu::BindGroupLayoutEntry {
 }
 
 impl Kernels {
-    /// Compile the kernels a model needs: the element-wise ones, attention, and a matrix
-    /// product for each of `types`.
-    pub fn new(gpu: &Gpu, types: impl IntoIterator<Item = GgmlType>) -> Kernels {
+    /// Compile the kernels a model needs: the element-wise ones, attention, a matrix
+    /// product for each of `types`, and the row lookup for each of `lookups`.
+    pub fn new(gpu: &Gpu, types: impl IntoIterator<Item = GgmlType>, lookups: impl IntoIterator<Item = GgmlType>) -> Kernels {
         let device = &gpu.device;
         let layout = |label, entries: &[wgpu::BindGroupLayoutEntry]| {
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries })
@@ -140,9 +144,13 @@ impl Kernels {
         for ty in types {
             matmul.entry(ty).or_insert_with(|| pipeline(&format!("matmul {}", ty.name()), &matmul_source(ty), &matmul_layout, "main"));
         }
+        let mut embed = HashMap::new();
+        for ty in lookups {
+            embed.entry(ty).or_insert_with(|| pipeline(&format!("embed {}", ty.name()), &matmul_source(ty), &matmul_layout, "embed"));
+        }
         let ops = Op::ALL.iter().map(|&op| (op, pipeline(op.entry(), OPS_WGSL, &ops_layout, op.entry()))).collect();
         let attention = pipeline("attention", ATTENTION_WGSL, &attention_layout, "main");
-        Kernels { matmul_layout, ops_layout, attention_layout, matmul, ops, attention }
+        Kernels { matmul_layout, ops_layout, attention_layout, matmul, embed, ops, attention }
     }
 }
 
@@ -256,6 +264,21 @@ impl<'a> Pass<'a> {
             let params = self.slot(&words);
             let resources = vec![params, piece.buffer.as_entire_binding(), x.0.as_entire_binding(), y.0.as_entire_binding(), ids.as_entire_binding()];
             self.dispatch(&self.k.matmul[&w.ty], &self.k.matmul_layout, resources, (gx, gy, 1));
+        }
+    }
+
+    /// Rows of `w` decoded into `y` (rows `cols` apart): per piece, `(pairs, offset)` of
+    /// (row within the piece, output row) pairs in `ids`.
+    pub fn embed(&mut self, w: &GpuMatrix, y: &wgpu::Buffer, ids: &wgpu::Buffer, per_piece: &[(u32, u32)]) {
+        for (piece, &(pairs, offset)) in w.pieces.iter().zip(per_piece) {
+            if pairs == 0 {
+                continue;
+            }
+            let (gx, gy) = grid(pairs);
+            let words = [pairs, w.cols, 0, w.row_bytes, 0, 0, 0, 0, gx, offset];
+            let params = self.slot(&words);
+            let resources = vec![params, piece.buffer.as_entire_binding(), ids.as_entire_binding(), y.as_entire_binding(), ids.as_entire_binding()];
+            self.dispatch(&self.k.embed[&w.ty], &self.k.matmul_layout, resources, (gx, gy, 1));
         }
     }
 

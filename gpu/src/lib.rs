@@ -35,7 +35,7 @@ pub fn open_model(gpu: Gpu, path: &str) -> Result<Model> {
 /// compare it with the engine's scalar decoder).
 pub fn matmul(gpu: &Gpu, ty: edgeslm_engine::quant::GgmlType, rows: usize, cols: usize, w: &[u8], x: &[f32], n: usize) -> Result<Vec<f32>> {
     let m = weights::GpuMatrix::from_bytes(gpu, "w", ty, rows, cols, w)?;
-    let kernels = kernels::Kernels::new(gpu, [ty]);
+    let kernels = kernels::Kernels::new(gpu, [ty], []);
     let x: Vec<u8> = x[..n * cols].iter().flat_map(|v| v.to_le_bytes()).collect();
     let xb = gpu.upload("x", &x);
     let y = gpu.buffer("y", 4 * (n * rows) as u64, wgpu::BufferUsages::empty());
@@ -44,5 +44,22 @@ pub fn matmul(gpu: &Gpu, ty: edgeslm_engine::quant::GgmlType, rows: usize, cols:
     pass.matmul(&m, (&xb, 0), (&y, 0), rows as u32, n as u32);
     pass.submit();
     let bytes = gpu.read(&y, 4 * (n * rows) as u64)?;
+    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// Rows `ids` of W (as [`matmul`]'s W) decoded on `gpu`, one after another: the embedding
+/// lookup the forward pass uses, on its own.
+pub fn rows(gpu: &Gpu, ty: edgeslm_engine::quant::GgmlType, rows: usize, cols: usize, w: &[u8], ids: &[u32]) -> Result<Vec<f32>> {
+    let m = weights::GpuMatrix::from_bytes(gpu, "w", ty, rows, cols, w)?;
+    let kernels = kernels::Kernels::new(gpu, [], [ty]);
+    let (pairs, per_piece) = m.pairs(ids);
+    let bytes: Vec<u8> = pairs.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let idb = gpu.upload("ids", &bytes);
+    let y = gpu.buffer("y", 4 * (ids.len() * cols) as u64, wgpu::BufferUsages::empty());
+    let params = kernels::params_buffer(gpu, m.pieces.len());
+    let mut pass = kernels::Pass::new(gpu, &kernels, &params);
+    pass.embed(&m, &y, &idb, &per_piece);
+    pass.submit();
+    let bytes = gpu.read(&y, 4 * (ids.len() * cols) as u64)?;
     Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }

@@ -58,6 +58,22 @@ impl GpuMatrix {
         let i = self.pieces.partition_point(|p| p.row0 + p.rows <= row);
         (i, row - self.pieces[i].row0)
     }
+
+    /// (row within its piece, slot) pairs for `rows` (slot i for rows[i]), grouped by piece,
+    /// and each piece's (pairs, offset) in that list: what `gather` and `embed` read.
+    pub fn pairs(&self, rows: &[u32]) -> (Vec<u32>, Vec<(u32, u32)>) {
+        let mut by_piece = vec![Vec::new(); self.pieces.len()];
+        for (slot, &row) in rows.iter().enumerate() {
+            let (piece, local) = self.locate(row);
+            by_piece[piece].extend([local, slot as u32]);
+        }
+        let (mut pairs, mut per_piece) = (Vec::new(), Vec::new());
+        for p in &by_piece {
+            per_piece.push(((p.len() / 2) as u32, pairs.len() as u32));
+            pairs.extend_from_slice(p);
+        }
+        (pairs, per_piece)
+    }
 }
 
 /// Every f32 vector of the model, gathered into one buffer at known offsets.

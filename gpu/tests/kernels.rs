@@ -1,6 +1,7 @@
 //! The WGSL decoders against the engine's scalar reference (`quant::scalar::dequantize_row`):
 //! for every GGUF type, a matrix of random blocks times a batch of random tokens on the GPU
-//! equals the product of the scalar decoder's weights, up to f32 summation order. Runs on
+//! equals the product of the scalar decoder's weights, up to f32 summation order, and the
+//! row lookup gives the scalar decoder's rows. Runs on
 //! Mesa's lavapipe where there is no GPU (`.ci/run` installs it).
 
 use edgeslm_engine::quant::f16::{f32_to_bf16, f32_to_f16};
@@ -73,6 +74,16 @@ fn every_type_decodes_as_the_scalar_reference() {
                 assert!(err < 1e-5, "{}: row {r} token {t}: GPU {} scalar {want}", ty.name(), got[t * rows + r]);
             }
         }
-        eprintln!("{}: worst relative error {worst:.2e}", ty.name());
+        // The row lookup (token embeddings): each row as the scalar decoder gives it.
+        let ids = [7u32, 0, 12, 7];
+        let got = edgeslm_gpu::rows(&gpu, ty, rows, cols, &w, &ids).unwrap();
+        for (i, &r) in ids.iter().enumerate() {
+            let mut row = vec![0f32; cols];
+            dequantize_row(ty, &w[r as usize * rb..(r as usize + 1) * rb], &mut row);
+            for (j, (&a, &b)) in got[i * cols..(i + 1) * cols].iter().zip(&row).enumerate() {
+                assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{}: row {r} value {j}: GPU {a} scalar {b}", ty.name());
+            }
+        }
+        eprintln!("{}: worst relative error {worst:.2e}; rows as decoded", ty.name());
     }
 }

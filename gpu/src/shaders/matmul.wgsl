@@ -79,3 +79,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         y[p.y_offset + (t0 + lane) * p.y_stride + slot] = partial[lane * WG + lid - lane];
     }
 }
+
+// Rows of W decoded whole: the token embedding lookup. Pair r of `ids` is (row within this
+// piece, token slot); one workgroup per pair writes y[y_offset + slot·cols ..].
+@compute @workgroup_size(64)
+fn embed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = wid.x + wid.y * p.wg_x;
+    if r >= p.rows {
+        return;
+    }
+    let base = ids[p.ids_offset + 2u * r] * p.row_bytes;
+    let out = p.y_offset + ids[p.ids_offset + 2u * r + 1u] * p.cols;
+    for (var g = lid; g < p.cols / 32u; g += WG) {
+        var v: array<f32, 32>;
+        dequant_group(base, g, &v);
+        for (var j = 0u; j < 32u; j++) {
+            y[out + g * 32u + j] = v[j];
+        }
+    }
+}

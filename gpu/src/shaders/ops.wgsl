@@ -44,6 +44,15 @@ fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 }
 
+// a *= post_scale (Gemma's embeddings, by √d).
+@compute @workgroup_size(64)
+fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, lid);
+    if i < p.count {
+        a[p.a_offset + i] *= p.post_scale;
+    }
+}
+
 @compute @workgroup_size(64)
 fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = index(wid, lid);
