@@ -138,20 +138,24 @@ fn scale_min_k4(j: u32, s: u32) -> vec2<f32> {
     return vec2<f32>(f32(sc), f32(m));
 }
 
+// Sub-block j's scale and min of the Q4_K/Q5_K block at `o`, multiplied out: (d·sc, dmin·m).
+fn k4_scale_min(o: u32, j: u32) -> vec2<f32> {
+    let sm = scale_min_k4(j, o + 4u);
+    return vec2<f32>(half(o) * sm.x, half(o + 2u) * sm.y);
+}
+
 // Super-blocks of 256: d, dmin, 8 packed (scale, min) pairs, 128 bytes of nibbles; sub-block
 // j is the low (j even) or high nibbles of the 32 bytes at 32·(j/2).
 fn group_q4_k(base: u32, g: u32, v: ptr<function, array<f32, 32>>) {
     let o = base + (g >> 3u) * 144u;
     let j = g & 7u;
-    let sm = scale_min_k4(j, o + 4u);
-    let d = half(o) * sm.x;
-    let m = half(o + 2u) * sm.y;
+    let dm = k4_scale_min(o, j);
     let qs = o + 16u + (j >> 1u) * 32u;
     let shift = (j & 1u) * 4u;
     for (var k = 0u; k < 8u; k++) {
         let q = word_at(qs + 4u * k) >> shift;
         for (var b = 0u; b < 4u; b++) {
-            (*v)[4u * k + b] = d * f32((q >> (8u * b)) & 15u) - m;
+            (*v)[4u * k + b] = dm.x * f32((q >> (8u * b)) & 15u) - dm.y;
         }
     }
 }
@@ -160,9 +164,7 @@ fn group_q4_k(base: u32, g: u32, v: ptr<function, array<f32, 32>>) {
 fn group_q5_k(base: u32, g: u32, v: ptr<function, array<f32, 32>>) {
     let o = base + (g >> 3u) * 176u;
     let j = g & 7u;
-    let sm = scale_min_k4(j, o + 4u);
-    let d = half(o) * sm.x;
-    let m = half(o + 2u) * sm.y;
+    let dm = k4_scale_min(o, j);
     let qs = o + 48u + (j >> 1u) * 32u;
     let shift = (j & 1u) * 4u;
     for (var k = 0u; k < 8u; k++) {
@@ -170,7 +172,7 @@ fn group_q5_k(base: u32, g: u32, v: ptr<function, array<f32, 32>>) {
         let hi = word_at(o + 16u + 4u * k) >> j;
         for (var b = 0u; b < 4u; b++) {
             let q = ((lo >> (8u * b)) & 15u) | (((hi >> (8u * b)) & 1u) << 4u);
-            (*v)[4u * k + b] = d * f32(q) - m;
+            (*v)[4u * k + b] = dm.x * f32(q) - dm.y;
         }
     }
 }
