@@ -24,7 +24,16 @@ export interface LoadOptions {
    * "auto" [default]: relaxed-simd where the engine validates it. Both give the same bytes.
    */
   kernels?: Kernels;
+  /**
+   * Where the forward pass runs: "cpu" [default] (inside the component), "webgpu" (on the GPU
+   * through WebGPU: a `WebGpuModel`, whose methods return promises; a ModelLoadError where
+   * WebGPU has no adapter), or "auto": WebGPU where a hardware adapter exists, else the CPU.
+   * The tokenizer, constraints, sampler and classify's scoring stay in the component either way.
+   */
+  device?: Device;
 }
+
+export type Device = "auto" | "webgpu" | "cpu";
 
 export type Kernels = "auto" | "relaxed-simd" | "simd128";
 
@@ -83,6 +92,7 @@ export declare class Model {
   readonly loadMs: number;
   /** The build that runs this model. */
   readonly kernels: "relaxed-simd" | "simd128";
+  readonly device: "cpu";
   info(): ModelInfo;
   tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): number[];
   detokenize(tokens: number[]): string;
@@ -92,7 +102,26 @@ export declare class Model {
   dispose(): void;
 }
 
-export declare function loadModel(source: ModelSource, options?: LoadOptions): Promise<Model>;
+/** A model whose forward pass runs on WebGPU (`loadModel(..., {device: "webgpu"})`): the same API, asynchronous. */
+export declare class WebGpuModel {
+  private constructor();
+  readonly loadMs: number;
+  readonly kernels: "webgpu";
+  readonly device: "webgpu";
+  /** The WebGPU adapter (vendor and architecture). */
+  readonly adapter: string;
+  info(): Promise<ModelInfo>;
+  tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): Promise<number[]>;
+  detokenize(tokens: number[]): Promise<string>;
+  generate(prompt: string, options?: GenerateOptions): Promise<Generation<never>>;
+  generateConstrained<V = unknown>(prompt: string, constraint: Constraint, options?: GenerateOptions): Promise<Generation<V>>;
+  classify(text: string, labels: string[], options?: ClassifyOptions): Promise<Classification>;
+  dispose(): void;
+}
+
+export declare function loadModel(source: ModelSource, options?: LoadOptions & { device?: "cpu" }): Promise<Model>;
+export declare function loadModel(source: ModelSource, options: LoadOptions & { device: "webgpu" }): Promise<WebGpuModel>;
+export declare function loadModel(source: ModelSource, options?: LoadOptions): Promise<Model | WebGpuModel>;
 
 /** Whether this WebAssembly engine has relaxed-simd (what `kernels: "auto"` picks by). */
 export declare function hasRelaxedSimd(): boolean;

@@ -7,9 +7,11 @@ import { instantiate } from "../dist/edgeslm.js";
 import { EdgeSlmError, InstanceTrappedError, ModelLoadError, fromWit } from "./errors.js";
 import { openSource } from "./source.js";
 import { chooseKernels } from "./features.js";
+import { classification, constraintOf, generateOptions, generation } from "./options.js";
 
 export * from "./errors.js";
 export { hasRelaxedSimd } from "./features.js";
+export { WebGpuModel } from "./webgpu/model.js";
 export { JobQueue, throttlePolicy, batterySource, pressureSource } from "./queue.js";
 
 const isNode = typeof process !== "undefined" && !!process.versions?.node;
@@ -37,6 +39,12 @@ function coreModule(base, path, kernels) {
   return module;
 }
 
+/** Where the transpiled component (dist/) is: `componentUrl`, or the package's own. */
+function componentDir(componentUrl) {
+  const base = componentUrl ? new URL(componentUrl, isNode ? `file://${process.cwd()}/` : location.href) : new URL("../dist/", import.meta.url);
+  return base.href.endsWith("/") ? base : new URL(base.href + "/");
+}
+
 function sandboxedWasi() {
   try {
     return new WASIShim({ sandbox: { preopens: {}, env: {}, args: ["edgeslm"], enableNetwork: false } });
@@ -60,35 +68,6 @@ function call(model, f) {
   }
 }
 
-function generateOptions(o = {}) {
-  const num = (v, name) => {
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "number" || Number.isNaN(v)) throw new TypeError(`${name} must be a number`);
-    return v;
-  };
-  return {
-    maxTokens: num(o.maxTokens, "maxTokens"),
-    temperature: num(o.temperature, "temperature"),
-    topK: num(o.topK, "topK"),
-    topP: num(o.topP, "topP"),
-    seed: o.seed === undefined || o.seed === null ? undefined : BigInt(o.seed),
-    stop: o.stop ?? [],
-    parseSpecial: o.parseSpecial,
-    chat: o.chat,
-  };
-}
-
-function generation(g) {
-  return {
-    text: g.text,
-    tokens: Array.from(g.tokens),
-    promptTokens: g.promptTokens,
-    finishReason: g.finishReason,
-    budgetSteered: g.budgetSteered,
-    timings: g.timings,
-  };
-}
-
 export class Model {
   #model;
   #ms;
@@ -104,6 +83,11 @@ export class Model {
   /** The component build running this model: "relaxed-simd" or "simd128" (same results). */
   get kernels() {
     return this.#kernels;
+  }
+
+  /** Where the forward pass runs: "cpu" (inside the component); a `WebGpuModel` says "webgpu". */
+  get device() {
+    return "cpu";
   }
 
   /** Milliseconds the component spent parsing the model. */
@@ -145,14 +129,7 @@ export class Model {
    * Options: instruction, examples [{text, label}], calibrate (default true).
    */
   classify(text, labels, { instruction, examples = [], calibrate } = {}) {
-    const c = call(this, () => this.#model.classify(text, labels, { instruction, examples, calibrate }));
-    return {
-      label: c.label,
-      confidence: c.confidence,
-      scores: Object.fromEntries(c.scores.map((s) => [s.label, s.probability])),
-      uncalibrated: Object.fromEntries(c.scores.map((s) => [s.label, s.uncalibrated])),
-      timings: c.timings,
-    };
+    return classification(call(this, () => this.#model.classify(text, labels, { instruction, examples, calibrate })));
   }
 
   /** Drop the component instance's model (its memory is reclaimed with the instance). */
@@ -163,17 +140,6 @@ export class Model {
   }
 }
 
-function constraintOf(c) {
-  if (!c || typeof c !== "object") throw new TypeError("constraint must be {jsonSchema} | {regex} | {grammar}");
-  const given = ["jsonSchema", "regex", "grammar"].filter((k) => c[k] !== undefined);
-  if (given.length !== 1) throw new TypeError("give exactly one of jsonSchema, regex, grammar");
-  if (c.jsonSchema !== undefined) {
-    return { tag: "json-schema", val: typeof c.jsonSchema === "string" ? c.jsonSchema : JSON.stringify(c.jsonSchema) };
-  }
-  if (c.regex !== undefined) return { tag: "regex", val: String(c.regex) };
-  return { tag: "grammar", val: String(c.grammar) };
-}
-
 /**
  * Load a GGUF model into a fresh component instance.
  * @param source a path (Node), URL, Blob/File, ArrayBuffer/Uint8Array or Response
@@ -181,11 +147,20 @@ function constraintOf(c) {
  * @param options.componentUrl where the transpiled component (dist/) is served from
  * @param options.kernels "auto" (default: relaxed-simd where the engine has it), "relaxed-simd"
  *   or "simd128"; both builds give the same bytes
+ * @param options.device "cpu" (default: the forward pass inside the component), "webgpu" (on
+ *   the GPU through WebGPU; a `WebGpuModel`, whose methods return promises) or "auto" (WebGPU
+ *   where a hardware adapter exists, else the CPU)
  */
-export async function loadModel(source, { onProgress, componentUrl, kernels = "auto" } = {}) {
+export async function loadModel(source, { onProgress, componentUrl, kernels = "auto", device = "cpu" } = {}) {
+  if (!["cpu", "webgpu", "auto"].includes(device)) throw new TypeError(`device must be "cpu", "webgpu" or "auto", not ${JSON.stringify(device)}`);
+  if (device !== "cpu") {
+    const { loadWebGpuModel, hardwareAdapter } = await import("./webgpu/model.js");
+    if (device === "webgpu" || (await hardwareAdapter())) {
+      return loadWebGpuModel(source, { onProgress, componentUrl: componentDir(componentUrl), coreModule, sandboxedWasi });
+    }
+  }
   const chosen = chooseKernels(kernels);
-  const base = componentUrl ? new URL(componentUrl, isNode ? `file://${process.cwd()}/` : location.href) : new URL("../dist/", import.meta.url);
-  const dir = base.href.endsWith("/") ? base : new URL(base.href + "/");
+  const dir = componentDir(componentUrl);
   const componentReady = instantiate((path) => coreModule(dir, path, chosen), sandboxedWasi().getImportObject());
   componentReady.catch(() => {}); // awaited below; avoid an unhandled rejection while reading
   let opened;

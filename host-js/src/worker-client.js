@@ -8,14 +8,18 @@ import * as errors from "./errors.js";
  * @param options.onProgress {phase: "download" | "cache" | "read" | "load", loaded, total, storage, message}
  * @param options.workerUrl the bundled worker (default: the package's dist/edgeslm-worker.js)
  * @param options.kernels "auto" (relaxed-simd where the engine has it), "relaxed-simd" or "simd128"
+ * @param options.device "cpu" (default), "webgpu" (the forward pass on the GPU) or "auto" (WebGPU
+ *   where a hardware adapter exists)
  */
-export async function loadModelInWorker(source, { onProgress, workerUrl, cache = true, componentUrl, kernels } = {}) {
+export async function loadModelInWorker(source, { onProgress, workerUrl, cache = true, componentUrl, kernels, device } = {}) {
   const worker = new Worker(workerUrl ?? new URL("../dist/edgeslm-worker.js", import.meta.url), { type: "module" });
   const model = new WorkerModel(worker);
   const src = source instanceof URL ? source.href : source;
-  const loaded = await model.call("load", [src, { cache, componentUrl: componentUrl && String(componentUrl), kernels }], onProgress);
+  const loaded = await model.call("load", [src, { cache, componentUrl: componentUrl && String(componentUrl), kernels, device }], onProgress);
   model.loadMs = loaded.loadMs;
   model.kernels = loaded.kernels;
+  model.device = loaded.device;
+  model.adapter = loaded.adapter;
   model.loaded = loaded;
   return model;
 }

@@ -6,7 +6,7 @@ import { cachedModel } from "./weights-store.js";
 let model = null;
 
 const ops = {
-  async load(id, source, { cache = true, componentUrl, kernels } = {}) {
+  async load(id, source, { cache = true, componentUrl, kernels, device } = {}) {
     model?.dispose();
     model = null;
     const progress = (p) => postMessage({ id, progress: p });
@@ -18,8 +18,8 @@ const ops = {
       input = stored.source;
       if (stored.message) progress({ phase: "download", message: stored.message, storage: stored.storage });
     }
-    model = await loadModel(input, { onProgress: progress, componentUrl, kernels });
-    return { info: model.info(), loadMs: model.loadMs, kernels: model.kernels, from: stored.from, storage: stored.storage, message: stored.message };
+    model = await loadModel(input, { onProgress: progress, componentUrl, kernels, device });
+    return { info: await model.info(), loadMs: model.loadMs, kernels: model.kernels, device: model.device ?? "cpu", adapter: model.adapter, from: stored.from, storage: stored.storage, message: stored.message };
   },
   info: () => need().info(),
   tokenize: (_, text, o) => need().tokenize(text, o),

@@ -159,3 +159,14 @@ test("kernels: auto picks relaxed-simd only where the engine has it; a wrong cho
     await assert.rejects(loadModel(MODELS.smollm2, { kernels: "relaxed-simd" }), (e) => e instanceof TypeError && /"relaxed-simd" was asked for/.test(e.message));
   }
 });
+
+test("device: webgpu without WebGPU (Node) is a ModelLoadError; auto falls back to the CPU; bad files fail as on the CPU path", async () => {
+  await assert.rejects(loadModel(smol, { device: "webgpu" }), (e) => e instanceof ModelLoadError && /WebGPU/.test(e.message));
+  await assert.rejects(loadModel(new TextEncoder().encode("definitely not a model file"), { device: "webgpu" }), (e) => e instanceof ModelLoadError && e.code === "not-gguf");
+  await assert.rejects(loadModel(smol.subarray(0, 100_000), { device: "webgpu" }), (e) => e instanceof ModelLoadError && e.code === "corrupt-file");
+  await assert.rejects(loadModel(smol, { device: "gpu" }), (e) => e instanceof TypeError && /device must be/.test(e.message));
+  const auto = await loadModel(smol, { device: "auto" });
+  assert.equal(auto.device, "cpu");
+  assert.equal(auto.info().backend, "portable");
+  auto.dispose();
+});

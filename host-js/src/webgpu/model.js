@@ -1,0 +1,147 @@
+// A model whose forward pass runs on WebGPU: the `runtime-nn` build of the component (the
+// tokenizer, constraints, sampler and classify's scoring inside, as in every host) with its
+// wasi:nn imports served by this package's WebGPU host (nn.js). jco transpiled that build
+// with JSPI (build.mjs), so the component waits for the GPU without blocking the thread, and
+// the model's methods return promises.
+
+import { EdgeSlmError, InstanceTrappedError, ModelLoadError, fromWit } from "../errors.js";
+import { classification, constraintOf, generateOptions, generation } from "../options.js";
+import { openSource } from "../source.js";
+import { Gpu, NoGpuError } from "./device.js";
+import { GpuModel } from "./forward.js";
+import { FileBytes, GgufError, parseGguf } from "./gguf.js";
+import { Graph, wasiNnImports } from "./nn.js";
+
+/** Whether WebGPU offers a hardware adapter (a software one such as SwiftShader is slower than the CPU path). */
+export async function hardwareAdapter() {
+  try {
+    const adapter = await globalThis.navigator?.gpu?.requestAdapter();
+    return !!adapter && !(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter);
+  } catch {
+    return false;
+  }
+}
+
+/** Call an export of the component, turning WIT errors into typed errors and traps into a dead instance. */
+async function call(model, f) {
+  if (model.trapped) throw model.trapped;
+  try {
+    return await f();
+  } catch (e) {
+    if (e && Object.prototype.hasOwnProperty.call(e, "payload") && e.payload?.code) throw fromWit(e.payload);
+    if (e instanceof WebAssembly.RuntimeError) {
+      model.trapped = new InstanceTrappedError("instance-trapped", `the component trapped (${e.message}); load the model again`);
+      throw model.trapped;
+    }
+    throw e;
+  }
+}
+
+export class WebGpuModel {
+  #model;
+  #gpu;
+  /** @internal */
+  constructor(model, loadMs, gpu) {
+    this.#model = model;
+    this.#gpu = gpu;
+    this.loadMs = loadMs;
+    /** The WebGPU adapter the forward pass runs on. */
+    this.adapter = gpu.name;
+    this.device = "webgpu";
+    this.kernels = "webgpu";
+    this.trapped = null;
+  }
+
+  async info() {
+    const i = await call(this, () => this.#model.info());
+    return { ...i, parameterCount: Number(i.parameterCount), fileSize: Number(i.fileSize) };
+  }
+
+  async tokenize(text, { addSpecial = false, parseSpecial = false } = {}) {
+    return Array.from(await call(this, () => this.#model.tokenize(text, addSpecial, parseSpecial)));
+  }
+
+  async detokenize(tokens) {
+    return call(this, () => this.#model.detokenize(Uint32Array.from(tokens)));
+  }
+
+  async generate(prompt, options) {
+    return generation(await call(this, () => this.#model.generate(prompt, generateOptions(options))));
+  }
+
+  async generateConstrained(prompt, constraint, options) {
+    const c = constraintOf(constraint);
+    const g = generation(await call(this, () => this.#model.generateConstrained(prompt, c, generateOptions(options))));
+    if (c.tag === "json-schema") g.value = JSON.parse(g.text);
+    return g;
+  }
+
+  async classify(text, labels, { instruction, examples = [], calibrate } = {}) {
+    return classification(await call(this, () => this.#model.classify(text, labels, { instruction, examples, calibrate })));
+  }
+
+  /** Drop the component's model and free the GPU's memory (the weights and KV caches go with the device). */
+  dispose() {
+    this.#model?.[Symbol.dispose]?.();
+    this.#model = null;
+    this.#gpu?.device.destroy();
+    this.#gpu = null;
+    this.trapped = new EdgeSlmError("disposed", "the model was disposed");
+  }
+}
+
+/** The file's bytes, kept as the pieces they arrived in (copied: readers reuse their buffers). */
+async function readPieces(opened) {
+  if (opened.bytes) return new FileBytes([opened.bytes]);
+  const pieces = [];
+  for await (const piece of opened.chunks) pieces.push(piece.slice());
+  return new FileBytes(pieces);
+}
+
+const modelLoadError = (e) => new ModelLoadError(e.code === "no-gpu" ? "io" : e.code ?? "io", e.message);
+
+/**
+ * Load a GGUF model for the WebGPU path: its weights uploaded to the GPU once, the
+ * `runtime-nn` component instantiated with wasi:nn served from them.
+ */
+export async function loadWebGpuModel(source, { onProgress, componentUrl, coreModule, sandboxedWasi }) {
+  const gpuReady = Gpu.open();
+  gpuReady.catch(() => {});
+  let opened;
+  try {
+    opened = await openSource(source, (p) => onProgress?.({ phase: "read", ...p }));
+  } catch (e) {
+    if (e.code === "file-not-found") throw new ModelLoadError("file-not-found", e.message, String(source));
+    throw e;
+  }
+  const file = await readPieces(opened);
+  const t = performance.now();
+  onProgress?.({ phase: "load", loaded: 0, total: file.size });
+  let gpu, graph;
+  try {
+    const gguf = parseGguf(file);
+    gpu = await gpuReady;
+    const model = await GpuModel.create(gpu, file, gguf);
+    graph = new Graph(model, file.read(0, gguf.dataOffset).slice(), file.size);
+  } catch (e) {
+    gpu?.device.destroy();
+    if (e instanceof GgufError || e instanceof NoGpuError) throw modelLoadError(e);
+    if (e?.code === "runtime-error") throw new ModelLoadError("io", e.message);
+    throw e;
+  }
+  const name = "/model/model.gguf";
+  const dir = new URL("nn/", componentUrl);
+  let witModel;
+  try {
+    const { instantiate } = await import("../../dist/nn/edgeslm.js");
+    const root = await instantiate((path) => coreModule(dir, path, "simd128"), { ...sandboxedWasi().getImportObject(), ...wasiNnImports(new Map([[name, graph]])) });
+    // The guest finds the model with load-by-name and reads its header through `compute`.
+    witModel = await call({ trapped: null }, () => root.inference.Model.load(name));
+  } catch (e) {
+    gpu.device.destroy();
+    throw e;
+  }
+  const loadMs = performance.now() - t;
+  onProgress?.({ phase: "load", loaded: file.size, total: file.size });
+  return new WebGpuModel(witModel, loadMs, gpu);
+}
