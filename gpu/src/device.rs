@@ -16,6 +16,8 @@ pub struct Gpu {
     /// "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)", say.
     pub name: String,
     errors: Arc<Mutex<Vec<String>>>,
+    /// The readback buffer, grown when needed and reused by every `read`.
+    staging: Mutex<Option<wgpu::Buffer>>,
 }
 
 /// Why no GPU could be opened (the caller falls back to the CPU and says so).
@@ -53,7 +55,7 @@ impl Gpu {
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.lock().unwrap().push(e.to_string())));
         let name = format!("{} ({:?})", info.name, info.backend);
-        Ok(Gpu { device, queue, limits, name, errors })
+        Ok(Gpu { device, queue, limits, name, errors, staging: Mutex::new(None) })
     }
 
     /// The largest buffer one binding may see (weights are split into pieces of at most this).
@@ -104,17 +106,31 @@ impl Gpu {
 
     /// Copy `bytes` from the start of `src` back to the CPU (waits for the GPU).
     pub fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let size = bytes.max(4).next_multiple_of(4);
+        let mut staging = self.staging.lock().map_err(|_| Error::Io("GPU readback buffer poisoned".into()))?;
+        let buffer = match staging.take() {
+            Some(b) if b.size() >= size => b,
+            _ => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: size.max(1 << 16),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        let mut data = self.read_through(&buffer, src, size)?;
+        data.truncate(bytes as usize);
+        buffer.unmap();
+        // Kept only after a clean read: a buffer left mapped by a failure is dropped.
+        *staging = Some(buffer);
+        Ok(data)
+    }
+
+    fn read_through(&self, staging: &wgpu::Buffer, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes.max(4));
+        encoder.copy_buffer_to_buffer(src, 0, staging, 0, size);
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
             let _ = tx.send(r);
         });
         self.wait()?;
@@ -124,8 +140,7 @@ impl Gpu {
             Ok(Err(e)) => return Err(Error::Io(format!("GPU: reading results back: {e}"))),
             Err(_) => return Err(Error::Io("GPU: the readback never completed".into())),
         }
-        let data = staging.get_mapped_range(..).map_err(|e| Error::Io(format!("GPU: reading results back: {e}")))?.to_vec();
-        staging.unmap();
-        Ok(data[..bytes as usize].to_vec())
+        let view = staging.get_mapped_range(..size).map_err(|e| Error::Io(format!("GPU: reading results back: {e}")))?;
+        Ok(view.to_vec())
     }
 }

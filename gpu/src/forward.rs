@@ -239,7 +239,7 @@ impl GpuModel {
             pass.op(Op::Rope, OpParams { count: kv_heads, heads: c.n_head_kv as u32, ..rope }, &sc.k, vecs, kv_heads * pairs);
             for (cache, src) in [(&seq.k[l], &sc.k), (&seq.v[l], &sc.v)] {
                 let p = OpParams { count: (n * kv_dim) as u32, a_offset: (pos0 * kv_dim) as u32, ..Default::default() };
-                pass.op(Op::StoreF16, p, cache, src, (n * kv_dim) as u32);
+                pass.op(Op::StoreKv, p, cache, src, (n * kv_dim / 2) as u32);
             }
             let attention = AttentionParams {
                 pos0: pos0 as u32,
@@ -321,7 +321,7 @@ impl GpuModel {
     }
 }
 
-/// One sequence on the GPU: its KV cache (every position, f16 precision held in f32) and
+/// One sequence on the GPU: its KV cache (every position, f16 values packed in pairs) and
 /// its last evaluated state.
 pub struct GpuSequence {
     model: Arc<GpuModel>,
@@ -348,7 +348,8 @@ impl GpuSequence {
             return Ok(());
         }
         let c = model.config();
-        let row = 4 * c.kv_dim() as u64;
+        // f16 values, two to a word (kv.wgsl).
+        let row = 2 * c.kv_dim() as u64;
         let most = (model.gpu.max_binding() / row) as usize;
         let capacity = (self.capacity * 2).max(positions).max(256).min(c.n_ctx_train).min(most);
         if capacity < positions {

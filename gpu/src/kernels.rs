@@ -17,6 +17,7 @@ pub const QUANT_WGSL: &str = include_str!("shaders/quant.wgsl");
 pub const MATMUL_WGSL: &str = include_str!("shaders/matmul.wgsl");
 pub const OPS_WGSL: &str = include_str!("shaders/ops.wgsl");
 pub const ATTENTION_WGSL: &str = include_str!("shaders/attention.wgsl");
+pub const KV_WGSL: &str = include_str!("shaders/kv.wgsl");
 
 /// Bytes between two dispatches' parameters (`min_uniform_buffer_offset_alignment` is at most 256).
 const SLOT: u64 = 256;
@@ -52,32 +53,35 @@ pub fn matmul_source(ty: GgmlType) -> String {
     )
 }
 
-/// The element-wise kernels (entry points of ops.wgsl).
+/// The element-wise kernels (entry points of ops.wgsl, and kv.wgsl's `store`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     Copy,
     Scale,
     Add,
     AddBias,
-    StoreF16,
+    /// Values into the KV cache, as f16 pairs (kv.wgsl); `count` values from `a_offset`.
+    StoreKv,
     Gated,
     RmsNorm,
     Rope,
 }
 
 impl Op {
-    const ALL: [Op; 8] = [Op::Copy, Op::Scale, Op::Add, Op::AddBias, Op::StoreF16, Op::Gated, Op::RmsNorm, Op::Rope];
-    fn entry(self) -> &'static str {
-        match self {
+    const ALL: [Op; 8] = [Op::Copy, Op::Scale, Op::Add, Op::AddBias, Op::StoreKv, Op::Gated, Op::RmsNorm, Op::Rope];
+    /// The kernel's source and entry point.
+    fn source(self) -> (&'static str, &'static str) {
+        let entry = match self {
+            Op::StoreKv => return (KV_WGSL, "store"),
             Op::Copy => "copy",
             Op::Scale => "scale",
             Op::Add => "add",
             Op::AddBias => "add_bias",
-            Op::StoreF16 => "store_f16",
             Op::Gated => "gated",
             Op::RmsNorm => "rms_norm",
             Op::Rope => "rope",
-        }
+        };
+        (OPS_WGSL, entry)
     }
 }
 
@@ -148,7 +152,13 @@ impl Kernels {
         for ty in lookups {
             embed.entry(ty).or_insert_with(|| pipeline(&format!("embed {}", ty.name()), &matmul_source(ty), &matmul_layout, "embed"));
         }
-        let ops = Op::ALL.iter().map(|&op| (op, pipeline(op.entry(), OPS_WGSL, &ops_layout, op.entry()))).collect();
+        let ops = Op::ALL
+            .iter()
+            .map(|&op| {
+                let (source, entry) = op.source();
+                (op, pipeline(entry, source, &ops_layout, entry))
+            })
+            .collect();
         let attention = pipeline("attention", ATTENTION_WGSL, &attention_layout, "main");
         Kernels { matmul_layout, ops_layout, attention_layout, matmul, embed, ops, attention }
     }
@@ -282,10 +292,13 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// An element-wise kernel over `a` (updated) and `b`; `threads` is how many items it
-    /// covers (elements, or pairs of dimensions for RoPE), `rows` for rms_norm.
+    /// An element-wise kernel over `a` (updated) and `b`; `items` is how many it covers
+    /// (elements, pairs of dimensions for RoPE, pairs of values for StoreKv, rows for rms_norm).
     pub fn op(&mut self, op: Op, p: OpParams, a: &wgpu::Buffer, b: &wgpu::Buffer, items: u32) {
-        let groups = if op == Op::RmsNorm { items } else { items.div_ceil(WG) };
+        let groups = match op {
+            Op::RmsNorm => items,
+            _ => items.div_ceil(WG),
+        };
         let (gx, gy) = grid(groups);
         let words = [
             p.count, p.width, p.a_offset, p.b_offset, p.eps.to_bits(), p.pos0, p.heads, p.n_rot, p.base.to_bits(),

@@ -53,3 +53,16 @@ export function fromWit(err) {
   const Class = CLASSES[err.code] ?? EdgeSlmError;
   return new Class(err.code, err.message, err.detail?.val);
 }
+
+/**
+ * What a call into the component threw, as the error to throw to the caller: a WIT error
+ * becomes its typed error; a trap marks `model` dead (every later call throws it).
+ */
+export function fromComponent(model, e) {
+  if (e && Object.prototype.hasOwnProperty.call(e, "payload") && e.payload?.code) return fromWit(e.payload);
+  if (e instanceof WebAssembly.RuntimeError) {
+    model.trapped = new InstanceTrappedError("instance-trapped", `the component trapped (${e.message}); load the model again`);
+    return model.trapped;
+  }
+  return e;
+}

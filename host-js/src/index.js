@@ -4,7 +4,7 @@
 
 import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
 import { instantiate } from "../dist/edgeslm.js";
-import { EdgeSlmError, InstanceTrappedError, ModelLoadError, fromWit } from "./errors.js";
+import { EdgeSlmError, ModelLoadError, fromComponent } from "./errors.js";
 import { openSource } from "./source.js";
 import { chooseKernels } from "./features.js";
 import { classification, constraintOf, generateOptions, generation } from "./options.js";
@@ -59,12 +59,7 @@ function call(model, f) {
   try {
     return f();
   } catch (e) {
-    if (e && Object.prototype.hasOwnProperty.call(e, "payload") && e.payload?.code) throw fromWit(e.payload);
-    if (e instanceof WebAssembly.RuntimeError) {
-      model.trapped = new InstanceTrappedError("instance-trapped", `the component trapped (${e.message}); load the model again`);
-      throw model.trapped;
-    }
-    throw e;
+    throw fromComponent(model, e);
   }
 }
 

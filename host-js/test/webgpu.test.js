@@ -107,6 +107,6 @@ for (const [name, path] of Object.entries(MODELS)) {
     assert.equal(typeof v.resolvedOffline, "boolean", gpu.ticket.text);
     assert.equal(gpu.error.name, "InvalidLabelsError");
     assert.deepEqual(gpu.error, cpu.error);
-    console.log(`# ${name} on ${gpu.adapter}: greedy ${same}/${cpu.greedy.tokens.length} tokens as the CPU's, classify within ${worst.toFixed(4)}, ticket ${gpu.ticket.text} (CPU ${cpu.ticket.text}); ${(gpu.ms / 1000).toFixed(0)} s on the GPU path, ${(cpu.ms / 1000).toFixed(1)} s on the CPU`);
+    console.log(`${name} on ${gpu.adapter}: greedy ${same}/${cpu.greedy.tokens.length} tokens as the CPU's, classify within ${worst.toFixed(4)}, ticket ${gpu.ticket.text} (CPU ${cpu.ticket.text}); ${(gpu.ms / 1000).toFixed(0)} s on the GPU path, ${(cpu.ms / 1000).toFixed(1)} s on the CPU`);
   });
 }

@@ -3,7 +3,7 @@
 // sliding window. One workgroup per (head, token) walks the visible positions in tiles of 64
 // with a running maximum and sum (online softmax), so any context length fits in 64 floats of
 // workgroup memory. As on the CPU path, queries are rounded to f16 before q·k (the cache
-// holds f16 values already).
+// holds f16 values already, two to a word: kv.wgsl).
 
 struct Params {
     pos0: u32,      // position of the batch's first token
@@ -18,8 +18,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> kc: array<f32>;
-@group(0) @binding(3) var<storage, read> vc: array<f32>;
+// The cache: f16 values packed in pairs (kv.wgsl).
+@group(0) @binding(2) var<storage, read> kc: array<u32>;
+@group(0) @binding(3) var<storage, read> vc: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 const WG: u32 = 64u;
@@ -57,8 +58,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if i <= pos {
             let ko = i * p.kv_dim + kvo;
             var dot = 0.0;
-            for (var d = 0u; d < hd; d++) {
-                dot += qh[d] * kc[ko + d];
+            for (var d = 0u; d < hd; d += 2u) {
+                let k = unpack2x16float(kc[(ko + d) >> 1u]);
+                dot += qh[d] * k.x;
+                dot += qh[d + 1u] * k.y;
             }
             s = dot * p.scale;
         }
@@ -81,7 +84,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             for (var k = 0u; k < 4u; k++) {
                 let d = lid + k * WG;
                 if d < hd {
-                    acc[k] += e * vc[vo + d];
+                    let pair = unpack2x16float(vc[(vo + d) >> 1u]);
+                    acc[k] += e * select(pair.x, pair.y, ((vo + d) & 1u) == 1u);
                 }
             }
         }

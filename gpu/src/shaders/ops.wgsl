@@ -1,7 +1,7 @@
 // The element-wise and per-head operations of a transformer block, as the engine's
 // `model::ops` computes them: `a` is updated in place, `b` is the second operand (a bias, a
-// norm's weights, RoPE factors, the up projection, new keys). Values the CPU path holds in
-// f16 precision (the KV cache, GELU's table) are rounded to f16 here too.
+// norm's weights, RoPE factors, the up projection). Values the CPU path holds in f16
+// precision (GELU's table) are rounded to f16 here too; the KV cache is kv.wgsl's.
 
 struct Params {
     count: u32,     // elements, or rows for rms_norm, or (token, head) pairs for rope
@@ -66,15 +66,6 @@ fn add_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
     let i = index(wid, lid);
     if i < p.count {
         a[p.a_offset + i] += b[p.b_offset + i % p.width];
-    }
-}
-
-// The KV cache holds f16 precision, as llama.cpp's default cache does.
-@compute @workgroup_size(64)
-fn store_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, lid);
-    if i < p.count {
-        a[p.a_offset + i] = round_f16(b[p.b_offset + i]);
     }
 }
 

@@ -180,7 +180,7 @@ export class GpuModel {
       const kvHeads = n * c.nHeadKv;
       pass.op("rope", { ...rope, count: kvHeads, heads: c.nHeadKv }, sc.k, vecs, kvHeads * half);
       for (const [cache, src] of [[seq.k[l], sc.k], [seq.v[l], sc.v]]) {
-        pass.op("store_f16", { count: n * kvDim, aOffset: pos0 * kvDim }, cache, src, n * kvDim);
+        pass.op("store_kv", { count: n * kvDim, aOffset: pos0 * kvDim }, cache, src, (n * kvDim) / 2);
       }
       const attention = {
         pos0, nHead: c.nHead, nHeadKv: c.nHeadKv, headDim: hd,
@@ -240,7 +240,7 @@ export class GpuModel {
   }
 }
 
-/** One sequence on the GPU: its KV cache (every position, f16 precision held in f32) and its last evaluated state. */
+/** One sequence on the GPU: its KV cache (every position, f16 values packed in pairs) and its last evaluated state. */
 export class GpuSequence {
   constructor(model) {
     this.model = model;
@@ -257,7 +257,7 @@ export class GpuSequence {
   reserve(positions) {
     if (positions <= this.capacity) return;
     const { gpu, config: c } = this.model;
-    const row = 4 * c.kvDim;
+    const row = 2 * c.kvDim; // f16 values, two to a word (kv.wgsl)
     const most = Math.floor(gpu.maxBinding() / row);
     const capacity = Math.min(Math.max(this.capacity * 2, positions, 256), c.nCtxTrain, most);
     if (capacity < positions) throw new StepError(`context overflow: ${positions} positions needed, ${capacity} fit`);

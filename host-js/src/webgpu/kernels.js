@@ -6,7 +6,7 @@
 // each slot as it goes and uploads them all before submitting, so a step costs one buffer
 // write and one submission however many layers the model has.
 
-import { ATTENTION_WGSL, MATMUL_WGSL, OPS_WGSL, QUANT_WGSL } from "../../dist/shaders.js";
+import { ATTENTION_WGSL, KV_WGSL, MATMUL_WGSL, OPS_WGSL, QUANT_WGSL } from "../../dist/shaders.js";
 import { TYPES } from "./gguf.js";
 
 /** Bytes between two dispatches' parameters (minUniformBufferOffsetAlignment is at most 256). */
@@ -32,8 +32,11 @@ export function matmulSource(type) {
   return `${QUANT_WGSL}\n${MATMUL_WGSL}\nfn dequant_group(base: u32, g: u32, v: ptr<function, array<f32, 32>>) {\n    ${f}(base, g, v);\n}\n`;
 }
 
-/** The element-wise kernels: entry points of ops.wgsl. */
-export const OPS = ["copy", "scale", "add", "add_bias", "store_f16", "gated", "rms_norm", "rope"];
+/** The element-wise kernels: [source, entry point] (ops.wgsl, and kv.wgsl's store into the f16 KV cache). */
+export const OPS = {
+  copy: [OPS_WGSL, "copy"], scale: [OPS_WGSL, "scale"], add: [OPS_WGSL, "add"], add_bias: [OPS_WGSL, "add_bias"],
+  store_kv: [KV_WGSL, "store"], gated: [OPS_WGSL, "gated"], rms_norm: [OPS_WGSL, "rms_norm"], rope: [OPS_WGSL, "rope"],
+};
 
 /** The bit pattern of `v` as an f32. */
 const f32Bits = (() => {
@@ -67,7 +70,7 @@ export class Kernels {
     [k.matmul, k.embed, k.ops, k.attention] = await Promise.all([
       byType(types, "main"),
       byType(lookups, "embed"),
-      Promise.all(OPS.map(async (op) => [op, await pipeline(op, OPS_WGSL, k.opsLayout, op)])).then((e) => new Map(e)),
+      Promise.all(Object.entries(OPS).map(async ([op, [code, entry]]) => [op, await pipeline(op, code, k.opsLayout, entry)])).then((e) => new Map(e)),
       pipeline("attention", ATTENTION_WGSL, k.attentionLayout, "main"),
     ]);
     return k;
@@ -144,7 +147,7 @@ export class Pass {
     });
   }
 
-  /** An element-wise kernel over `a` (updated) and `b`; `items` is how many it covers (rows for rms_norm). */
+  /** An element-wise kernel over `a` (updated) and `b`; `items` is how many it covers (pairs for rope and store_kv, rows for rms_norm). */
   op(op, p, a, b, items) {
     const groups = op === "rms_norm" ? items : Math.ceil(items / WG);
     const [gx, gy] = grid(groups);

@@ -4,7 +4,7 @@
 // with JSPI (build.mjs), so the component waits for the GPU without blocking the thread, and
 // the model's methods return promises.
 
-import { EdgeSlmError, InstanceTrappedError, ModelLoadError, fromWit } from "../errors.js";
+import { EdgeSlmError, ModelLoadError, fromComponent } from "../errors.js";
 import { classification, constraintOf, generateOptions, generation } from "../options.js";
 import { openSource } from "../source.js";
 import { Gpu, NoGpuError } from "./device.js";
@@ -22,18 +22,13 @@ export async function hardwareAdapter() {
   }
 }
 
-/** Call an export of the component, turning WIT errors into typed errors and traps into a dead instance. */
+/** Call an export of the component (a promise for those that reach the GPU), as index.js's `call`. */
 async function call(model, f) {
   if (model.trapped) throw model.trapped;
   try {
     return await f();
   } catch (e) {
-    if (e && Object.prototype.hasOwnProperty.call(e, "payload") && e.payload?.code) throw fromWit(e.payload);
-    if (e instanceof WebAssembly.RuntimeError) {
-      model.trapped = new InstanceTrappedError("instance-trapped", `the component trapped (${e.message}); load the model again`);
-      throw model.trapped;
-    }
-    throw e;
+    throw fromComponent(model, e);
   }
 }
 
