@@ -150,6 +150,9 @@ fn gpu_sequences_reject_bad_steps_and_keep_working() {
     eprintln!("{}", bad(seq.step(&step_of(None, &[u32::MAX], Some(&[])))));
     let first = seq.step(&step_of(None, &ids, Some(&[1, 2, 3]))).unwrap();
     eprintln!("{}", bad(seq.step(&step_of(None, &[], Some(&past_vocab)))));
+    // More ids than the vocabulary (repeats are allowed, but the head has a slot per entry).
+    let too_many = vec![1u32; cpu.vocab_size() + 1];
+    eprintln!("{}", bad(seq.step(&step_of(None, &[], Some(&too_many)))));
     eprintln!("{}", bad(seq.step(&step_of(Some(ids.len() + 1), &[], None))));
     // Roll back and evaluate again: the same logits.
     let again = seq.step(&step_of(Some(0), &ids, Some(&[1, 2, 3]))).unwrap();

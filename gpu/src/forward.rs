@@ -294,6 +294,10 @@ impl GpuModel {
     /// The output head over `seq.last`: every logit, or those of `ids` in their order.
     fn logits(&self, seq: &GpuSequence, ids: Option<&[u32]>) -> Result<Vec<f32>> {
         let vocab = self.output.rows;
+        // The scratch holds a logit (and an id pair) per vocabulary entry; ids may repeat.
+        if let Some(ids) = ids.filter(|ids| ids.len() > vocab as usize) {
+            return Err(Error::InvalidOption(format!("{} ids asked for, more than the vocabulary ({vocab})", ids.len())));
+        }
         if let Some(&bad) = ids.into_iter().flatten().find(|&&t| t >= vocab) {
             return Err(Error::InvalidOption(format!("token id {bad} is outside the vocabulary ({vocab})")));
         }

@@ -13,6 +13,8 @@ export interface LoadProgress {
   phase: "read" | "load";
   loaded: number;
   total?: number;
+  /** Said once where `device: "auto"` could not use WebGPU for this model and runs it on the CPU. */
+  message?: string;
 }
 
 export interface LoadOptions {

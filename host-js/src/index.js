@@ -4,8 +4,8 @@
 
 import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
 import { instantiate } from "../dist/edgeslm.js";
-import { EdgeSlmError, ModelLoadError, fromComponent } from "./errors.js";
-import { openSource } from "./source.js";
+import { EdgeSlmError, fromComponent } from "./errors.js";
+import { openModelSource } from "./source.js";
 import { chooseKernels } from "./features.js";
 import { classification, constraintOf, generateOptions, generation } from "./options.js";
 
@@ -151,20 +151,19 @@ export async function loadModel(source, { onProgress, componentUrl, kernels = "a
   if (device !== "cpu") {
     const { loadWebGpuModel, hardwareAdapter } = await import("./webgpu/model.js");
     if (device === "webgpu" || (await hardwareAdapter())) {
-      return loadWebGpuModel(source, { onProgress, componentUrl: componentDir(componentUrl), coreModule, sandboxedWasi });
+      const auto = device === "auto";
+      const loaded = await loadWebGpuModel(source, { onProgress, componentUrl: componentDir(componentUrl), coreModule, sandboxedWasi, auto });
+      if (!loaded.cpuSource) return loaded;
+      // auto, and the GPU path cannot serve this model or has no device: the CPU path, from the bytes already read.
+      onProgress?.({ phase: "load", loaded: 0, message: `WebGPU: ${loaded.reason}; the forward pass runs on the CPU` });
+      source = loaded.cpuSource;
     }
   }
   const chosen = chooseKernels(kernels);
   const dir = componentDir(componentUrl);
   const componentReady = instantiate((path) => coreModule(dir, path, chosen), sandboxedWasi().getImportObject());
   componentReady.catch(() => {}); // awaited below; avoid an unhandled rejection while reading
-  let opened;
-  try {
-    opened = await openSource(source, (p) => onProgress?.({ phase: "read", ...p }));
-  } catch (e) {
-    if (e.code === "file-not-found") throw new ModelLoadError("file-not-found", e.message, String(source));
-    throw e;
-  }
+  const opened = await openModelSource(source, onProgress);
   const root = await componentReady;
   const holder = { trapped: null };
   const { Model: WitModel, ModelLoader } = root.inference;

@@ -2,6 +2,8 @@
 // or a fetch Response — as pieces for the component's model-loader where the size is known,
 // else as one buffer.
 
+import { ModelLoadError } from "./errors.js";
+
 const isNode = typeof process !== "undefined" && !!process.versions?.node;
 
 /** Bytes already in memory, as a Uint8Array view (no copy). */
@@ -135,4 +137,14 @@ async function fileChunks(path, report) {
     }
   }
   return { size, chunks: chunks() };
+}
+
+/** `openSource` reporting the "read" phase, with a missing file as a ModelLoadError. */
+export async function openModelSource(source, onProgress) {
+  try {
+    return await openSource(source, (p) => onProgress?.({ phase: "read", ...p }));
+  } catch (e) {
+    if (e.code === "file-not-found") throw new ModelLoadError("file-not-found", e.message, String(source));
+    throw e;
+  }
 }

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { configOf } from "../src/webgpu/config.js";
 import { FileBytes, GgufError, TYPES, parseGguf } from "../src/webgpu/gguf.js";
-import { Graph, NnError, Tensor, wasiNnImports } from "../src/webgpu/nn.js";
+import { Graph, MAX_CONTEXTS, NnError, Tensor, wasiNnImports } from "../src/webgpu/nn.js";
 import { MODELS, requireModels, rustCli } from "./support.js";
 
 requireModels();
@@ -31,6 +31,7 @@ for (const [name, path] of Object.entries(MODELS)) {
     assert.equal(c.nHeadKv, info.kv_heads);
     assert.equal(c.nCtxTrain, info.context_length);
     assert.equal(gguf.tensors.get("token_embd.weight").dims[1], info.vocab_size);
+    assert.deepEqual(gguf.metadata.get("tokenizer.ggml.tokens"), { skipped: info.vocab_size });
     const types = {};
     for (const t of gguf.tensors.values()) types[TYPES[t.type].name] = (types[TYPES[t.type].name] ?? 0) + 1;
     assert.deepEqual(types, info.tensor_types);
@@ -69,10 +70,12 @@ test("bad files are typed errors: not GGUF, truncated, an unknown architecture",
 test("the wasi:nn host checks every input as the native host does, and serves the header", async () => {
   const header = new Uint8Array([1, 2, 3]);
   // A model stand-in: these checks all happen before anything reaches the GPU.
-  const model = { gpu: { buffer: () => ({}) }, config: { nEmbd: 4 } };
+  let destroyed = 0;
+  const model = { gpu: { buffer: () => ({ destroy: () => destroyed++ }) }, config: { nEmbd: 4 } };
   const nn = wasiNnImports(new Map([["/model/m.gguf", new Graph(model, header, 1234)]]));
   assert.throws(() => nn["wasi:nn/graph"].loadByName("/model/other.gguf"), (e) => e instanceof NnError && e.code() === "not-found");
   assert.throws(() => nn["wasi:nn/graph"].load([], "ggml", "gpu"), (e) => e instanceof NnError && e.code() === "unsupported-operation");
+  assert.throws(() => nn["wasi:nn/graph"].load([], "onnx", "gpu"), (e) => e instanceof NnError && e.code() === "invalid-encoding");
   const ctx = nn["wasi:nn/graph"].loadByName("/model/m.gguf").initExecutionContext();
   const out = await ctx.compute([["header", new Tensor([0], "U8", new Uint8Array())]]);
   assert.deepEqual(out.map(([n]) => n), ["header", "file-size"]);
@@ -83,11 +86,33 @@ test("the wasi:nn host checks every input as the native host does, and serves th
     [[["tokens", new Tensor([2], "FP32", new Uint8Array(8))]], /must be I32/],
     [[["tokens", new Tensor([1, 2], "I32", i32s([1, 2]))]], /one dimension/],
     [[["tokens", new Tensor([3], "I32", i32s([1, 2]))]], /8 bytes of data for 3/],
-    [[["tokens", new Tensor([1], "I32", i32s([-4]))]], /negative token id/],
+    [[["tokens", new Tensor([1], "I32", i32s([-4]))]], /^input 'tokens': invalid option: negative token id -4$/],
     [[["tokens", new Tensor([1], "I32", i32s([1]))], ["position", new Tensor([2], "I32", i32s([0, 0]))]], /one value/],
     [[["weights", new Tensor([1], "U8", new Uint8Array(1))]], /unknown input/],
   ];
   for (const [inputs, message] of cases) {
     await assert.rejects(ctx.compute(inputs), (e) => e instanceof NnError && e.code() === "invalid-argument" && message.test(e.data()), String(message));
   }
+  // Contexts are counted (the native host's limit) and a dropped one frees its KV cache.
+  const graph = nn["wasi:nn/graph"].loadByName("/model/m.gguf");
+  const open = [ctx];
+  while (open.length < MAX_CONTEXTS) open.push(graph.initExecutionContext());
+  assert.throws(() => graph.initExecutionContext(), (e) => e instanceof NnError && e.code() === "too-large");
+  const dispose = Symbol.dispose || Symbol.for("dispose");
+  open.pop()[dispose]();
+  assert.equal(destroyed, 1, "the dropped context's buffers were destroyed");
+  open.push(graph.initExecutionContext());
+});
+
+test("device auto: where the GPU path cannot serve (here: no WebGPU), the bytes already read go to the CPU path", async () => {
+  const { loadWebGpuModel } = await import("../src/webgpu/model.js");
+  const { loadModel } = await import("../src/index.js");
+  const unused = () => assert.fail("the component is not instantiated on this path");
+  const r = await loadWebGpuModel(MODELS.smollm2, { auto: true, componentUrl: new URL("file:///"), coreModule: unused, sandboxedWasi: unused });
+  assert.match(r.reason, /no WebGPU/);
+  const model = await loadModel(r.cpuSource);
+  assert.equal(model.info().backend, "portable");
+  assert.equal(model.info().fileSize, readFileSync(MODELS.smollm2).length);
+  assert.equal(model.generate("The capital of France is", { maxTokens: 2 }).tokens.length, 2);
+  model.dispose();
 });

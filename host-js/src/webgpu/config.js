@@ -48,7 +48,13 @@ export function configOf(metadata) {
   const nCtxTrain = req("context_length");
   if (nHeadKv === 0 || nHead % nHeadKv !== 0) throw new GgufError("corrupt-file", `${nHead} attention heads cannot share ${nHeadKv} KV heads`);
   const headDim = opt("attention.key_length") ?? Math.floor(nEmbd / nHead);
+  if (headDim === 0 || headDim % 2 !== 0 || headDim > 1024) throw new GgufError("corrupt-file", `attention head size ${headDim}`);
+  const valueLength = opt("attention.value_length");
+  if (valueLength !== undefined && valueLength !== headDim) {
+    throw new GgufError("unsupported-architecture", `${archName} with value length ${valueLength} != key length ${headDim}`);
+  }
   const nRot = opt("rope.dimension_count") ?? headDim;
+  if (nRot > headDim || nRot % 2 !== 0) throw new GgufError("corrupt-file", `rope dimension count ${nRot} for head size ${headDim}`);
   const scaling = metadata.get(key("rope.scaling.type"));
   let linearScale = 1;
   if (scaling === undefined || scaling === "linear" || scaling === "longrope") {

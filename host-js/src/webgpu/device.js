@@ -22,12 +22,17 @@ export class Gpu {
   static async open() {
     const gpu = globalThis.navigator?.gpu;
     if (!gpu) throw new NoGpuError("this JavaScript environment has no WebGPU (navigator.gpu is missing; browsers expose it in secure contexts)");
-    const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
-    if (!adapter) throw new NoGpuError("WebGPU found no adapter");
-    const want = (name) => adapter.limits[name];
-    const device = await adapter.requestDevice({
-      requiredLimits: { maxStorageBufferBindingSize: want("maxStorageBufferBindingSize"), maxBufferSize: want("maxBufferSize") },
-    });
+    let adapter, device;
+    try {
+      adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+      if (!adapter) throw new NoGpuError("WebGPU found no adapter");
+      const want = (name) => adapter.limits[name];
+      device = await adapter.requestDevice({
+        requiredLimits: { maxStorageBufferBindingSize: want("maxStorageBufferBindingSize"), maxBufferSize: want("maxBufferSize") },
+      });
+    } catch (e) {
+      throw e instanceof NoGpuError ? e : new NoGpuError(`the WebGPU adapter refused a device (${e.message})`);
+    }
     const info = adapter.info ?? {};
     const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ") || "WebGPU adapter";
     return new Gpu(device, name);
@@ -39,6 +44,9 @@ export class Gpu {
     this.name = name;
     this.lost = null;
     device.lost.then((info) => { this.lost = info.message || info.reason || "device lost"; });
+    // Errors outside an error scope (a buffer created between steps), reported at the next step.
+    this.uncaptured = [];
+    device.addEventListener("uncapturederror", (e) => this.uncaptured.push(e.error.message));
     this.staging = null;
   }
 
@@ -51,17 +59,19 @@ export class Gpu {
   /** Run `f` (which records and submits work) and turn any validation or memory error into a GpuError. */
   async guarded(doing, f) {
     if (this.lost) throw new GpuError(`the GPU device was lost: ${this.lost}`);
-    this.device.pushErrorScope("out-of-memory");
-    this.device.pushErrorScope("validation");
+    const scopes = ["internal", "out-of-memory", "validation"];
+    for (const scope of scopes) this.device.pushErrorScope(scope);
     let result, thrown;
     try {
       result = await f();
     } catch (e) {
       thrown = e;
     }
-    const errors = [await this.device.popErrorScope(), await this.device.popErrorScope()].filter(Boolean);
+    const errors = [];
+    for (const _ of scopes) errors.push(await this.device.popErrorScope());
+    const messages = [...this.uncaptured.splice(0), ...errors.filter(Boolean).map((e) => e.message)];
     if (thrown) throw thrown;
-    if (errors.length) throw new GpuError(`GPU error while ${doing}: ${errors.map((e) => e.message).join("; ")}`);
+    if (messages.length) throw new GpuError(`GPU error while ${doing}: ${messages.join("; ")}`);
     return result;
   }
 
@@ -92,13 +102,17 @@ export class Gpu {
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(src, 0, this.staging, 0, size);
     this.queue.submit([encoder.finish()]);
+    const staging = this.staging;
     try {
-      await this.staging.mapAsync(GPUMapMode.READ, 0, size);
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+      const out = new Uint8Array(staging.getMappedRange(0, size).slice(0, bytes));
+      staging.unmap();
+      return out;
     } catch (e) {
+      // Not reused: a failed read may leave it mapped.
+      this.staging = null;
+      staging.destroy();
       throw new GpuError(`GPU: reading results back: ${this.lost ?? e.message}`);
     }
-    const out = new Uint8Array(this.staging.getMappedRange(0, size).slice(0, bytes));
-    this.staging.unmap();
-    return out;
   }
 }

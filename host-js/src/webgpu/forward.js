@@ -11,11 +11,16 @@ import { GpuMatrix, Vectors, readVector } from "./weights.js";
 /** Tokens per batch (the engine's UBATCH). */
 export const UBATCH = 128;
 
-/** A step error the guest sees as wasi:nn `invalid-argument`; the sequence stays usable. */
+/** A step error the guest sees as wasi:nn `invalid-argument` (with the engine's message); the sequence stays usable. */
 export class StepError extends Error {
-  constructor(message) {
-    super(message);
-    this.code = "invalid-argument";
+  /** The engine's `Error::InvalidOption`. */
+  static invalidOption(message) {
+    return new StepError(`invalid option: ${message}`);
+  }
+
+  /** The engine's `Error::ContextOverflow`. */
+  static contextOverflow(needed, limit) {
+    return new StepError(`context overflow: ${needed} tokens needed, the context holds ${limit}`);
   }
 }
 
@@ -37,7 +42,10 @@ function loadWeights(gpu, file, gguf, c, vectors) {
   const vector = (name, len) => readVector(file, info(name), len);
   const optVector = (name, len) => (has(name) ? vector(name, len) : undefined);
 
-  const vocab = info("token_embd.weight").dims[1];
+  // The vocabulary is the tokenizer's: the embeddings (and the head) must have a row per token.
+  const tokens = gguf.metadata.get("tokenizer.ggml.tokens")?.skipped;
+  if (!tokens) throw new GgufError("corrupt-file", "missing tokenizer.ggml.tokens");
+  const vocab = tokens;
   const tokenEmbd = matrix("token_embd.weight", vocab, c.nEmbd);
   const output = has("output.weight") ? matrix("output.weight", vocab, c.nEmbd) : tokenEmbd;
   // Llama 3's `rope_freqs`, or Phi-3's LongRoPE pair (the long one past the original context).
@@ -220,8 +228,9 @@ export class GpuModel {
   /** The output head over `seq.last`: every logit, or those of `ids` in their order. */
   async logits(seq, ids) {
     const sc = this.scratch;
+    if (ids && ids.length > this.vocab) throw StepError.invalidOption(`${ids.length} ids asked for, more than the vocabulary (${this.vocab})`);
     const bad = ids?.find((t) => t >= this.vocab);
-    if (bad !== undefined) throw new StepError(`token id ${bad} is outside the vocabulary (${this.vocab})`);
+    if (bad !== undefined) throw StepError.invalidOption(`token id ${bad} is outside the vocabulary (${this.vocab})`);
     const pass = new Pass(this.gpu, this.kernels, sc.params);
     let count;
     if (!ids) {
@@ -260,7 +269,7 @@ export class GpuSequence {
     const row = 2 * c.kvDim; // f16 values, two to a word (kv.wgsl)
     const most = Math.floor(gpu.maxBinding() / row);
     const capacity = Math.min(Math.max(this.capacity * 2, positions, 256), c.nCtxTrain, most);
-    if (capacity < positions) throw new StepError(`context overflow: ${positions} positions needed, ${capacity} fit`);
+    if (capacity < positions) throw StepError.contextOverflow(positions, capacity);
     const encoder = gpu.device.createCommandEncoder();
     const grow = (old, label) => {
       const grown = Array.from({ length: c.nLayer }, () => gpu.buffer(label, row * capacity));
@@ -276,11 +285,23 @@ export class GpuSequence {
     this.capacity = capacity;
   }
 
-  /** One step of the protocol: rollback to `position`, evaluate `tokens`, project `allowed` (undefined: every logit). */
+  /** Free the sequence's GPU memory (its KV cache); the sequence is not used after. */
+  destroy() {
+    for (const b of [...this.k, ...this.v, this.last]) b.destroy?.();
+    this.k = [];
+    this.v = [];
+    this.capacity = 0;
+  }
+
+  /**
+   * One step of the protocol: rollback to `position`, evaluate `tokens`, project `allowed`
+   * (undefined: every logit). A failed evaluation leaves the sequence where it was, as in
+   * gpu/src/forward.rs.
+   */
   async step({ tokens, position, allowed }) {
     const m = this.model;
     if (position !== undefined) {
-      if (position > this.pos) throw new StepError(`cannot roll back to position ${position}: the sequence holds ${this.pos} tokens`);
+      if (position > this.pos) throw StepError.invalidOption(`cannot roll back to position ${position}: the sequence holds ${this.pos} tokens`);
       if (position < this.pos) {
         this.pos = position;
         this.ready = false;
@@ -288,9 +309,9 @@ export class GpuSequence {
     }
     if (tokens.length) {
       const bad = tokens.find((t) => t >= m.vocab);
-      if (bad !== undefined) throw new StepError(`token id ${bad} is outside the vocabulary (${m.vocab})`);
+      if (bad !== undefined) throw StepError.invalidOption(`token id ${bad} is outside the vocabulary (${m.vocab})`);
       const end = this.pos + tokens.length;
-      if (end > m.config.nCtxTrain) throw new StepError(`context overflow: ${end} positions needed, the model's context is ${m.config.nCtxTrain}`);
+      if (end > m.config.nCtxTrain) throw StepError.contextOverflow(end, m.config.nCtxTrain);
       this.ready = false;
       const start = this.pos;
       try {
@@ -309,7 +330,7 @@ export class GpuSequence {
       this.ready = true;
     }
     if (allowed && allowed.length === 0) return new Float32Array(0);
-    if (!this.ready) throw new StepError("no evaluated position to take logits from (send tokens first)");
+    if (!this.ready) throw StepError.invalidOption("no evaluated position to take logits from (send tokens first)");
     return m.gpu.guarded("computing logits", () => m.logits(this, allowed));
   }
 }

@@ -121,15 +121,16 @@ function value(c, type, keep) {
     case 9: {
       const inner = c.u32();
       const n = c.u64();
-      // Arrays (the vocabulary: 262k strings) are skipped; only small numeric ones are kept.
+      // Arrays of strings (the vocabulary: 262k of them) and large ones are skipped, keeping
+      // their length; only small numeric ones are read.
       if (inner === 8) {
         for (let i = 0; i < n; i++) c.skipString();
-        return undefined;
+        return { skipped: n };
       }
       if (!(inner in SCALAR)) throw new GgufError("corrupt-file", `array of GGUF value type ${inner}`);
       if (!keep || n > 4096) {
         c.pos += SCALAR[inner] * n;
-        return undefined;
+        return { skipped: n };
       }
       return Array.from({ length: n }, () => value(c, inner, keep));
     }
@@ -141,7 +142,8 @@ function value(c, type, keep) {
 }
 
 /**
- * The header of a GGUF file: `metadata` (key → value; string arrays are skipped), `tensors`
+ * The header of a GGUF file: `metadata` (key → value; string arrays and large arrays are
+ * `{skipped: length}`), `tensors`
  * (name → {name, dims, type, offset (absolute), size}), and `dataOffset`, where the tensor
  * data starts (the header the wasi:nn protocol hands the guest is the bytes before it).
  */
@@ -163,20 +165,25 @@ export function parseGguf(bytes) {
   for (let i = 0; i < nTensors; i++) {
     const name = c.string();
     const nDims = c.u32();
-    if (nDims > 4) throw new GgufError("corrupt-file", `tensor '${name}' has ${nDims} dimensions`);
+    if (nDims === 0 || nDims > 4) throw new GgufError("corrupt-file", `tensor '${name}': ${nDims} dimensions (1..=4 allowed)`);
     const dims = Array.from({ length: nDims }, () => c.u64());
     const type = c.u32();
     const offset = c.u64();
     infos.push({ name, dims, type, offset });
   }
   const alignment = metadata.get("general.alignment") ?? 32;
+  if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
+    throw new GgufError("corrupt-file", `general.alignment ${alignment} is not a power of two`);
+  }
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
   const tensors = new Map();
   for (const t of infos) {
     const ty = TYPES[t.type];
+    if (!ty) throw new GgufError("unsupported-tensor-type", `unsupported tensor type (ggml type ${t.type}) in tensor '${t.name}'`);
     const elements = t.dims.reduce((a, b) => a * b, 1);
-    // Sizes of types the kernels cannot decode are unknown here; the engine refuses them.
-    const size = ty ? (elements / ty.block) * ty.bytes : 0;
+    if (t.dims[0] % ty.block !== 0) throw new GgufError("corrupt-file", `tensor '${t.name}': rows of ${t.dims[0]} values are not whole ${ty.name} blocks`);
+    if (t.offset % alignment !== 0) throw new GgufError("corrupt-file", `tensor '${t.name}': data offset ${t.offset} is not aligned to ${alignment}`);
+    const size = (elements / ty.block) * ty.bytes;
     const info = { ...t, offset: dataOffset + t.offset, size, elements };
     if (info.offset + size > bytes.size) throw new GgufError("corrupt-file", `tensor '${t.name}' extends past the end of the file`);
     tensors.set(t.name, info);

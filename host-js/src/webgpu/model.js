@@ -6,7 +6,7 @@
 
 import { EdgeSlmError, ModelLoadError, fromComponent } from "../errors.js";
 import { classification, constraintOf, generateOptions, generation } from "../options.js";
-import { openSource } from "../source.js";
+import { openModelSource } from "../source.js";
 import { Gpu, NoGpuError } from "./device.js";
 import { GpuModel } from "./forward.js";
 import { FileBytes, GgufError, parseGguf } from "./gguf.js";
@@ -93,36 +93,36 @@ async function readPieces(opened) {
   return new FileBytes(pieces);
 }
 
-const modelLoadError = (e) => new ModelLoadError(e.code === "no-gpu" ? "io" : e.code ?? "io", e.message);
-
 /**
  * Load a GGUF model for the WebGPU path: its weights uploaded to the GPU once, the
- * `runtime-nn` component instantiated with wasi:nn served from them.
+ * `runtime-nn` component instantiated with wasi:nn served from them. With `auto`, a model or
+ * adapter the GPU path cannot serve (no adapter, an unsupported shape) gives
+ * `{ cpuSource, reason }` instead: the file, for the CPU path to load without reading it again.
  */
-export async function loadWebGpuModel(source, { onProgress, componentUrl, coreModule, sandboxedWasi }) {
+export async function loadWebGpuModel(source, { onProgress, componentUrl, coreModule, sandboxedWasi, auto = false }) {
   const gpuReady = Gpu.open();
-  gpuReady.catch(() => {});
-  let opened;
+  gpuReady.catch(() => {}); // awaited below, or handled where the load fails
+  let gpu, graph, file, t;
   try {
-    opened = await openSource(source, (p) => onProgress?.({ phase: "read", ...p }));
-  } catch (e) {
-    if (e.code === "file-not-found") throw new ModelLoadError("file-not-found", e.message, String(source));
-    throw e;
-  }
-  const file = await readPieces(opened);
-  const t = performance.now();
-  onProgress?.({ phase: "load", loaded: 0, total: file.size });
-  let gpu, graph;
-  try {
+    file = await readPieces(await openModelSource(source, onProgress));
+    t = performance.now();
+    onProgress?.({ phase: "load", loaded: 0, total: file.size });
     const gguf = parseGguf(file);
     gpu = await gpuReady;
     const model = await GpuModel.create(gpu, file, gguf);
     graph = new Graph(model, file.read(0, gguf.dataOffset).slice(), file.size);
   } catch (e) {
-    gpu?.device.destroy();
-    if (e instanceof GgufError || e instanceof NoGpuError) throw modelLoadError(e);
-    if (e?.code === "runtime-error") throw new ModelLoadError("io", e.message);
-    throw e;
+    // The device goes with a failed load, whenever it opens.
+    gpuReady.then((g) => g.device.destroy(), () => {});
+    const gpuOnly = e instanceof NoGpuError || (e instanceof GgufError && e.code === "unsupported-architecture");
+    if (auto && gpuOnly && file) {
+      const pieces = file.pieces;
+      return { reason: e.message, cpuSource: { size: file.size, chunks: (async function* () { yield* pieces; })() } };
+    }
+    if (e instanceof ModelLoadError) throw e;
+    if (e instanceof GgufError) throw new ModelLoadError(e.code, e.message);
+    // No adapter, a GPU fault, a kernel the adapter cannot compile.
+    throw new ModelLoadError("io", `WebGPU: ${e?.message ?? e}`);
   }
   const name = "/model/model.gguf";
   const dir = new URL("nn/", componentUrl);

@@ -4,8 +4,13 @@
 // into logits on the GPU. jco maps these classes and functions to the component's imports;
 // `compute` is asynchronous (a GPU readback), which JSPI suspends the component for.
 
-import { GpuError } from "./device.js";
 import { GpuSequence, StepError } from "./forward.js";
+
+/** How many execution contexts one instance may hold open at once (host-rust/src/nn.rs's MAX_CONTEXTS). */
+export const MAX_CONTEXTS = 32;
+
+/** The method jco calls when the guest drops a host resource. */
+const DISPOSE = Symbol.dispose || Symbol.for("dispose");
 
 /** wasi:nn/errors `error`: a code and a message. */
 export class NnError {
@@ -46,7 +51,7 @@ function idsInput(name, t) {
   const ids = new Uint32Array(dims[0]);
   for (let i = 0; i < ids.length; i++) {
     const v = view.getInt32(4 * i, true);
-    if (v < 0) fail("invalid-argument", `input '${name}': negative token id ${v}`);
+    if (v < 0) fail("invalid-argument", `input '${name}': invalid option: negative token id ${v}`);
     ids[i] = v;
   }
   return ids;
@@ -57,6 +62,14 @@ export class GraphExecutionContext {
   constructor(graph) {
     this.graph = graph;
     this.seq = new GpuSequence(graph.model);
+  }
+
+  /** The guest dropped it: its KV cache goes now (GPU memory is not the garbage collector's). */
+  [DISPOSE]() {
+    if (!this.seq) return;
+    this.seq.destroy();
+    this.seq = null;
+    this.graph.contexts--;
   }
 
   async compute(inputs) {
@@ -89,13 +102,9 @@ export class GraphExecutionContext {
     try {
       logits = await this.seq.step({ tokens, position, allowed });
     } catch (e) {
-      if (e instanceof StepError) fail("invalid-argument", e.message);
-      if (e instanceof GpuError) {
-        // A fault in the backend: the sequence starts again from nothing.
-        this.seq = new GpuSequence(this.graph.model);
-        fail("runtime-error", e.message);
-      }
-      throw e;
+      // A bad request, or a fault in the backend (anything else: no exception may unwind
+      // through the suspended guest).
+      fail(e instanceof StepError ? "invalid-argument" : "runtime-error", e?.message ?? String(e));
     }
     const bytes = new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength);
     return [["logits", new Tensor([logits.length], "FP32", bytes)]];
@@ -108,9 +117,16 @@ export class Graph {
     this.model = model;
     this.header = header;
     this.size = size;
+    /** Execution contexts open now (at most MAX_CONTEXTS). */
+    this.contexts = 0;
   }
   initExecutionContext() {
-    return new GraphExecutionContext(this);
+    if (this.contexts >= MAX_CONTEXTS) {
+      fail("too-large", `${MAX_CONTEXTS} execution contexts are open in this instance, the most it may hold; drop one first`);
+    }
+    const ctx = new GraphExecutionContext(this);
+    this.contexts++;
+    return ctx;
   }
 }
 
@@ -128,11 +144,12 @@ export function wasiNnImports(graphs) {
       Graph,
       loadByName(name) {
         const g = graphs.get(name);
-        if (!g) fail("not-found", `no model is served under ${JSON.stringify(name)}`);
+        if (!g) fail("not-found", `no model is served under the name ${JSON.stringify(name)}`);
         return g;
       },
-      load() {
-        fail("unsupported-operation", "this host preloads models and serves them by name (load-by-name)");
+      load(_builder, encoding) {
+        if (encoding !== "ggml") fail("invalid-encoding", `this host serves only the ggml encoding, not ${encoding}`);
+        fail("unsupported-operation", "load the model with load-by-name: this host preloads GGUF files and never copies weights from the guest");
       },
     },
   };

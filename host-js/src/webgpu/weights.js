@@ -41,13 +41,15 @@ export class GpuMatrix {
       const [piece, local] = this.locate(row);
       byPiece[piece].push(local, slot);
     });
-    const pairs = [];
+    const pairs = new Uint32Array(2 * rows.length);
+    let filled = 0;
     const perPiece = byPiece.map((p) => {
-      const at = [p.length / 2, pairs.length];
-      pairs.push(...p);
+      const at = [p.length / 2, filled];
+      pairs.set(p, filled);
+      filled += p.length;
       return at;
     });
-    return [Uint32Array.from(pairs), perPiece];
+    return [pairs, perPiece];
   }
 }
 
