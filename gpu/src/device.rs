@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use edgeslm_engine::remote::codec;
 use edgeslm_engine::{Error, Result};
 
 pub struct Gpu {
@@ -123,6 +124,11 @@ impl Gpu {
         // Kept only after a clean read: a buffer left mapped by a failure is dropped.
         *staging = Some(buffer);
         Ok(data)
+    }
+
+    /// `count` f32 values from the start of `src` (waits for the GPU).
+    pub fn read_f32s(&self, src: &wgpu::Buffer, count: usize) -> Result<Vec<f32>> {
+        codec::f32s_from_bytes(&self.read(src, 4 * count as u64)?)
     }
 
     fn read_through(&self, staging: &wgpu::Buffer, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {

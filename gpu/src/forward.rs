@@ -179,8 +179,7 @@ impl GpuModel {
         let (hd, q_dim, kv_dim) = (c.head_dim, c.q_dim(), c.kv_dim());
         let pos0 = seq.pos;
         let (pairs, per_piece) = self.token_embd.pairs(tokens);
-        let bytes: Vec<u8> = pairs.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.gpu.queue.write_buffer(&sc.ids, 0, &bytes);
+        self.gpu.queue.write_buffer(&sc.ids, 0, &pairs);
 
         let mut pass = Pass::new(&self.gpu, &self.kernels, &sc.params);
         let vecs = &self.vectors;
@@ -310,8 +309,7 @@ impl GpuModel {
             }
             Some(ids) => {
                 let (pairs, per_piece) = self.output.pairs(ids);
-                let bytes: Vec<u8> = pairs.iter().flat_map(|v| v.to_le_bytes()).collect();
-                self.gpu.queue.write_buffer(&sc.ids, 0, &bytes);
+                self.gpu.queue.write_buffer(&sc.ids, 0, &pairs);
                 pass.gather(&self.output, (&seq.last, 0), (&sc.logits, 0), &sc.ids, &per_piece);
                 ids.len()
             }
@@ -320,8 +318,7 @@ impl GpuModel {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let bytes = self.gpu.read(&sc.logits, 4 * count as u64)?;
-        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        self.gpu.read_f32s(&sc.logits, count)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod weights;
 
 use std::sync::Arc;
 
+use edgeslm_engine::remote::codec;
 use edgeslm_engine::{Error, Model, Result};
 
 pub use device::{Gpu, NoGpu};
@@ -36,15 +37,13 @@ pub fn open_model(gpu: Gpu, path: &str) -> Result<Model> {
 pub fn matmul(gpu: &Gpu, ty: edgeslm_engine::quant::GgmlType, rows: usize, cols: usize, w: &[u8], x: &[f32], n: usize) -> Result<Vec<f32>> {
     let m = weights::GpuMatrix::from_bytes(gpu, "w", ty, rows, cols, w)?;
     let kernels = kernels::Kernels::new(gpu, [ty], []);
-    let x: Vec<u8> = x[..n * cols].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let xb = gpu.upload("x", &x);
+    let xb = gpu.upload("x", &codec::f32s_to_bytes(&x[..n * cols]));
     let y = gpu.buffer("y", 4 * (n * rows) as u64, wgpu::BufferUsages::empty());
     let params = kernels::params_buffer(gpu, m.pieces.len());
     let mut pass = kernels::Pass::new(gpu, &kernels, &params);
     pass.matmul(&m, (&xb, 0), (&y, 0), rows as u32, n as u32);
     pass.submit();
-    let bytes = gpu.read(&y, 4 * (n * rows) as u64)?;
-    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    gpu.read_f32s(&y, n * rows)
 }
 
 /// Rows `ids` of W (as [`matmul`]'s W) decoded on `gpu`, one after another: the embedding
@@ -53,13 +52,11 @@ pub fn rows(gpu: &Gpu, ty: edgeslm_engine::quant::GgmlType, rows: usize, cols: u
     let m = weights::GpuMatrix::from_bytes(gpu, "w", ty, rows, cols, w)?;
     let kernels = kernels::Kernels::new(gpu, [], [ty]);
     let (pairs, per_piece) = m.pairs(ids);
-    let bytes: Vec<u8> = pairs.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let idb = gpu.upload("ids", &bytes);
+    let idb = gpu.upload("ids", &pairs);
     let y = gpu.buffer("y", 4 * (ids.len() * cols) as u64, wgpu::BufferUsages::empty());
     let params = kernels::params_buffer(gpu, m.pieces.len());
     let mut pass = kernels::Pass::new(gpu, &kernels, &params);
     pass.embed(&m, &y, &idb, &per_piece);
     pass.submit();
-    let bytes = gpu.read(&y, 4 * (ids.len() * cols) as u64)?;
-    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    gpu.read_f32s(&y, ids.len() * cols)
 }

@@ -4,6 +4,7 @@
 //! factors) in one f32 buffer.
 
 use edgeslm_engine::quant::GgmlType;
+use edgeslm_engine::remote::codec;
 use edgeslm_engine::tensor::Matrix;
 use edgeslm_engine::{Error, Result};
 
@@ -60,8 +61,9 @@ impl GpuMatrix {
     }
 
     /// (row within its piece, slot) pairs for `rows` (slot i for rows[i]), grouped by piece,
-    /// and each piece's (pairs, offset) in that list: what `gather` and `embed` read.
-    pub fn pairs(&self, rows: &[u32]) -> (Vec<u32>, Vec<(u32, u32)>) {
+    /// and each piece's (pairs, offset) in that list: what `gather` and `embed` read (the
+    /// pairs as the little-endian bytes to upload).
+    pub fn pairs(&self, rows: &[u32]) -> (Vec<u8>, Vec<(u32, u32)>) {
         let mut by_piece = vec![Vec::new(); self.pieces.len()];
         for (slot, &row) in rows.iter().enumerate() {
             let (piece, local) = self.locate(row);
@@ -72,7 +74,7 @@ impl GpuMatrix {
             per_piece.push(((p.len() / 2) as u32, pairs.len() as u32));
             pairs.extend_from_slice(p);
         }
-        (pairs, per_piece)
+        (pairs.iter().flat_map(|v| v.to_le_bytes()).collect(), per_piece)
     }
 }
 
@@ -95,7 +97,6 @@ impl Vectors {
     }
 
     pub fn upload(&self, gpu: &Gpu) -> wgpu::Buffer {
-        let bytes: Vec<u8> = self.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        gpu.upload("vectors", &bytes)
+        gpu.upload("vectors", &codec::f32s_to_bytes(&self.data))
     }
 }

@@ -19,7 +19,7 @@ const ops = {
       if (stored.message) progress({ phase: "download", message: stored.message, storage: stored.storage });
     }
     model = await loadModel(input, { onProgress: progress, componentUrl, kernels, device });
-    return { info: await model.info(), loadMs: model.loadMs, kernels: model.kernels, device: model.device ?? "cpu", adapter: model.adapter, from: stored.from, storage: stored.storage, message: stored.message };
+    return { info: await model.info(), loadMs: model.loadMs, kernels: model.kernels, device: model.device, adapter: model.adapter, from: stored.from, storage: stored.storage, message: stored.message };
   },
   info: () => need().info(),
   tokenize: (_, text, o) => need().tokenize(text, o),

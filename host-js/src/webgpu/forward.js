@@ -276,18 +276,20 @@ export class GpuSequence {
       old.forEach((o, i) => {
         if (this.pos > 0) encoder.copyBufferToBuffer(o, 0, grown[i], 0, row * this.pos);
       });
-      old.forEach((o) => gpu.queue.onSubmittedWorkDone().then(() => o.destroy()));
       return grown;
     };
+    const old = [...this.k, ...this.v];
     this.k = grow(this.k, "k cache");
     this.v = grow(this.v, "v cache");
     gpu.queue.submit([encoder.finish()]);
+    // Destroying after the submit is safe: work already submitted completes first.
+    for (const b of old) b.destroy();
     this.capacity = capacity;
   }
 
   /** Free the sequence's GPU memory (its KV cache); the sequence is not used after. */
   destroy() {
-    for (const b of [...this.k, ...this.v, this.last]) b.destroy?.();
+    for (const b of [...this.k, ...this.v, this.last]) b.destroy();
     this.k = [];
     this.v = [];
     this.capacity = 0;

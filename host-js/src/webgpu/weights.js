@@ -65,14 +65,17 @@ export function readVector(file, info, len) {
   if (info.elements !== len) throw new GgufError("corrupt-file", `tensor '${info.name}' has ${info.elements} elements, expected ${len}`);
   const bytes = file.read(info.offset, info.size);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // bf16 is the top half of an f32: widened through a scratch word.
+  const word = new DataView(new ArrayBuffer(4));
+  const bf16 = (h) => (word.setUint32(0, h << 16), word.getFloat32(0));
+  const decode = {
+    F32: (i) => view.getFloat32(4 * i, true),
+    F16: (i) => f16(view.getUint16(2 * i, true)),
+    BF16: (i) => bf16(view.getUint16(2 * i, true)),
+  }[TYPES[info.type]?.name];
+  if (!decode) throw new GgufError("unsupported-tensor-type", `vector '${info.name}' of type ${TYPES[info.type]?.name ?? info.type}`);
   const out = new Float32Array(len);
-  const name = TYPES[info.type]?.name;
-  for (let i = 0; i < len; i++) {
-    if (name === "F32") out[i] = view.getFloat32(4 * i, true);
-    else if (name === "F16") out[i] = f16(view.getUint16(2 * i, true));
-    else if (name === "BF16") out[i] = new Float32Array(new Uint32Array([view.getUint16(2 * i, true) << 16]).buffer)[0];
-    else throw new GgufError("unsupported-tensor-type", `vector '${info.name}' of type ${name ?? info.type}`);
-  }
+  for (let i = 0; i < len; i++) out[i] = decode(i);
   return out;
 }
 
