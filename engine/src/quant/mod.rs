@@ -384,10 +384,18 @@ pub fn vec_dot_x4(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 4]) -> [f32; 4] {
     a.map(|a| vec_dot(ty, w, a))
 }
 
-/// Eight tokens against one weight row: where a SIMD128 kernel shares each unpacked block
+/// Eight tokens against one weight row: where a SIMD kernel shares each unpacked block
 /// among all eight, that kernel; otherwise two four-token tiles (the same bits either way).
 #[inline]
 pub fn vec_dot_x8(ty: GgmlType, w: &[u8], a: &[&QuantizedRow; 8]) -> [f32; 8] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2::available() {
+            if let Some(v) = avx2::vec_dot_x8(ty, w, a) {
+                return v;
+            }
+        }
+    }
     #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
     {
         if let Some(v) = simd128::vec_dot_x8(ty, w, a) {
@@ -521,6 +529,20 @@ mod tests {
                 for (k, row) in tile8.iter().enumerate() {
                     let one = scalar::vec_dot(ty, &w, row);
                     assert_eq!(x8[k].to_bits(), one.to_bits(), "{} trial {trial} lane {k}: x8 {} vs scalar {one}", ty.name(), x8[k]);
+                }
+                // Natively, every flavor the CPU has (AVX2, and VNNI where present), not only the
+                // one picked at run time.
+                #[cfg(target_arch = "x86_64")]
+                if avx2::available() {
+                    for flavor in avx2::Flavor::all_available() {
+                        let one = avx2::vec_dot_with(flavor, ty, &w, &a).map(|v| vec![(v, &a)]);
+                        let x4 = avx2::vec_dot_x4_with(flavor, ty, &w, &tile).map(|v| v.into_iter().zip(tile).collect());
+                        let x8 = avx2::vec_dot_x8_with(flavor, ty, &w, &tile8).map(|v| v.into_iter().zip(tile8).collect());
+                        for (k, (v, row)) in [one, x4, x8].into_iter().flatten().flatten().enumerate() {
+                            let one = scalar::vec_dot(ty, &w, row);
+                            assert_eq!(v.to_bits(), one.to_bits(), "{} trial {trial} {flavor:?} output {k}: {v} vs scalar {one}", ty.name());
+                        }
+                    }
                 }
             }
         }
