@@ -55,15 +55,21 @@ fn main() {
     let t = Instant::now();
     model.generate_constrained(&cons, &mut cache, &prompt("Hello, I have a question."), &schema, &opts).unwrap();
     let first_ms = ms(t) + constrainer_ms;
-    let (mut latencies, mut outputs) = (vec![], vec![]);
+    let (mut latencies, mut outputs, mut splits) = (vec![], vec![], vec![]);
     for m in seed["messages"].as_array().unwrap() {
         let t = Instant::now();
         let out = model.generate_constrained(&cons, &mut cache, &prompt(&text(m)), &schema, &opts);
         latencies.push(ms(t));
-        outputs.push(match out {
+        outputs.push(match &out {
             Ok(g) => json!(g.text),
             Err(e) => json!({ "error": e.to_string() }),
         });
+        // Where the call's time went: the prompt's batch, the batches after it, the masks.
+        if let Ok(g) = &out {
+            let t = &g.timings;
+            splits.push(json!({ "prefill_tokens": t.prefill_tokens, "prefill_ms": t.prefill_ms, "decode_tokens": t.decode_tokens,
+                                "decode_ms": t.decode_ms, "mask_ms": t.mask_ms.iter().sum::<f64>() }));
+        }
     }
     println!(
         "{}",
@@ -74,7 +80,7 @@ fn main() {
             "cold_start_ms": cold_start_ms,
             "prefill": prefill,
             "decode": decode,
-            "seed": { "first_ms": first_ms, "latencies_ms": latencies, "outputs": outputs },
+            "seed": { "first_ms": first_ms, "latencies_ms": latencies, "outputs": outputs, "splits": splits },
             "peak_rss_mb": peak_rss_mb(),
         })
     );

@@ -6,12 +6,17 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::parallel::{self, SharedOut};
+#[cfg(target_arch = "x86_64")]
+use crate::quant;
 use crate::quant::{dequantize_row, vec_dot, vec_dot_x4, vec_dot_x8, DotType, GgmlType, QuantizedRow};
 use crate::storage::Storage;
 
 /// Tokens per pass over a matrix's rows in batched products: 16 tokens of a 2048-wide
 /// input are 32 KiB of 8-bit activations.
 const TOKEN_BLOCK: usize = 16;
+/// The fewest tokens a batch takes to the tile unit (fewer go row by row).
+#[cfg(target_arch = "x86_64")]
+const AMX_MIN_TOKENS: usize = 4;
 
 /// A 2-D weight `[rows, cols]` (ggml's `ne = [cols, rows]`): `rows` output features, each a
 /// contiguous encoded row of `cols` inputs.
@@ -103,7 +108,7 @@ impl Matrix {
     pub fn matmul(&self, xs: &[QuantizedRow], out: &mut [f32]) {
         assert!(out.len() >= xs.len() * self.rows);
         let out = SharedOut(out.as_mut_ptr());
-        parallel::for_ranges(self.rows, 4, 64, |rows| {
+        parallel::for_ranges(self.rows, 16, 64, |rows| {
             // SAFETY: each thread writes its own rows of every token's output.
             unsafe { self.matmul_rows(rows, xs, out) }
         });
@@ -120,7 +125,24 @@ impl Matrix {
         // from further out for every row).
         for (b, block) in xs.chunks(TOKEN_BLOCK).enumerate() {
             let first = b * TOKEN_BLOCK;
-            for r in rows.clone() {
+            let mut rows = rows.clone();
+            // On CPUs with a tile unit, groups of 16 rows at once (the rest row by row).
+            #[cfg(target_arch = "x86_64")]
+            if block.len() >= AMX_MIN_TOKENS && quant::amx::supports(self.ty) && quant::amx::available() {
+                let tokens = quant::amx::Tokens::new(self.ty, block);
+                let mut tile = [[0.0; quant::amx::TOKENS]; quant::amx::ROWS];
+                while rows.len() >= quant::amx::ROWS {
+                    let r = rows.start;
+                    quant::amx::tile(self.ty, &self.bytes()[r * rb..(r + quant::amx::ROWS) * rb], rb, &tokens, &mut tile);
+                    for (m, row) in tile.iter().enumerate() {
+                        for (t, &v) in row[..block.len()].iter().enumerate() {
+                            put(first + t, r + m, v);
+                        }
+                    }
+                    rows.start += quant::amx::ROWS;
+                }
+            }
+            for r in rows {
                 let w = &self.bytes()[r * rb..(r + 1) * rb];
                 let mut t = 0;
                 while t + 8 <= block.len() {

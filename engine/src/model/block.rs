@@ -6,7 +6,7 @@
 use super::arch::{Activation, AttentionScale};
 use super::config::Config;
 use super::kv_cache::LayerCache;
-use super::ops::{add_bias, attend, gelu, rms_norm, rope, silu, Rope};
+use super::ops::{add_bias, attend, gelu, rms_norm, rope_with, silu, Angles, Rope};
 use super::scratch::Scratch;
 use super::Layer;
 
@@ -52,11 +52,12 @@ pub(super) fn attention(
         add_bias(v, b);
     }
     for t in t0..n {
+        let angles = Angles::new(pos0 + t, &rot);
         for head in q[t * c.q_dim()..(t + 1) * c.q_dim()].chunks_exact_mut(hd) {
             if let Some(w) = &layer.q_norm {
                 rms_norm(head, w, c.rms_eps);
             }
-            rope(head, pos0 + t, &rot);
+            rope_with(head, &angles, rot.style);
             if c.arch.attention_scale == AttentionScale::Queries {
                 head.iter_mut().for_each(|v| *v *= c.attn_scale);
             }
@@ -64,11 +65,12 @@ pub(super) fn attention(
     }
     for t in 0..n {
         let pos = pos0 + t;
+        let angles = Angles::new(pos, &rot);
         for head in k[t * c.kv_dim()..(t + 1) * c.kv_dim()].chunks_exact_mut(hd) {
             if let Some(w) = &layer.k_norm {
                 rms_norm(head, w, c.rms_eps);
             }
-            rope(head, pos, &rot);
+            rope_with(head, &angles, rot.style);
         }
         cache.store(pos, &k[t * c.kv_dim()..(t + 1) * c.kv_dim()], &v[t * c.kv_dim()..(t + 1) * c.kv_dim()]);
     }

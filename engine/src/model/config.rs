@@ -70,8 +70,8 @@ impl Config {
             }
         }
         let n_rot = opt("rope.dimension_count").unwrap_or(head_dim);
-        if n_rot > head_dim || n_rot % 2 != 0 {
-            return Err(Error::Corrupt(format!("rope dimension count {n_rot} for head size {head_dim}")));
+        if n_rot > head_dim || n_rot % 2 != 0 || n_rot > 2 * super::ops::MAX_ROPE_PAIRS {
+            return Err(Error::Corrupt(format!("rope dimension count {n_rot} for head size {head_dim} (at most {})", 2 * super::ops::MAX_ROPE_PAIRS)));
         }
         let rms_eps = g.get_f64(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-6) as f32;
         // Linear RoPE scaling divides positions by the factor; converters sometimes write

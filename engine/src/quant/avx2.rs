@@ -172,7 +172,7 @@ unsafe fn bits_to_bytes(bits: u32) -> __m256i {
 /// as unsigned codes whose offset `OFF` (Q4_0's 8, Q5_0's 16) is taken off afterwards through
 /// the token's block sum Σq: Σ(c−OFF)·q = Σc·q − OFF·Σq, the same integer. `MIN`: Q4_1's
 /// `m·s` term. (Traits, not closures: closures would not inline into each flavor's kernels.)
-trait Q32 {
+pub(super) trait Q32 {
     const BYTES: usize;
     const SIGNED: bool = false;
     const OFF: i32 = 0;
@@ -180,10 +180,10 @@ trait Q32 {
     unsafe fn unpack(blk: *const u8) -> __m256i;
 }
 
-struct Q8_0;
-struct Q4_0;
-struct Q4_1;
-struct Q5_0;
+pub(super) struct Q8_0;
+pub(super) struct Q4_0;
+pub(super) struct Q4_1;
+pub(super) struct Q5_0;
 
 impl Q32 for Q8_0 {
     const BYTES: usize = block::Q8_0;
@@ -307,7 +307,7 @@ unsafe fn dot_q32<W: Q32, const V: u8>(w: &[u8], a: &QuantizedRow) -> f32 {
 /// codes: the low nibbles (group 2c), then the high ones (group 2c+1); for Q5_K each with its
 /// fifth bit (bit 2c or 2c+1 of the block's 32 `qh` bytes, one per value position).
 #[inline(always)]
-unsafe fn k4_codes<const FIVE: bool>(blk: *const u8, c: usize) -> (__m256i, __m256i) {
+pub(super) unsafe fn k4_codes<const FIVE: bool>(blk: *const u8, c: usize) -> (__m256i, __m256i) {
     let m4 = _mm256_set1_epi8(0x0f);
     let q4 = _mm256_loadu_si256(blk.add(k4_layout(FIVE).1 + c * 32) as *const __m256i);
     let (lo, hi) = (_mm256_and_si256(q4, m4), _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4));
@@ -354,7 +354,7 @@ unsafe fn dot_k4<const FIVE: bool>(w: &[u8], a: &QuantizedRow) -> f32 {
 /// One 128-value half of a Q6_K block as its four 32-value quads of unsigned 6-bit values
 /// (the -32 centring is left to the caller).
 #[inline(always)]
-unsafe fn q6_quads(blk: *const u8, half: usize) -> [__m256i; 4] {
+pub(super) unsafe fn q6_quads(blk: *const u8, half: usize) -> [__m256i; 4] {
     let (m4, m3) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x03));
     let ql0 = _mm256_loadu_si256(blk.add(half * 64) as *const __m256i);
     let ql1 = _mm256_loadu_si256(blk.add(half * 64 + 32) as *const __m256i);
@@ -524,7 +524,7 @@ unsafe fn load_bsums(a: &QuantizedRow, i: usize) -> __m256i {
 /// A Q4_K/Q5_K block's eight 6-bit scales and eight mins, one per byte, from their 12 packed
 /// bytes (`scale_min_k4` for all eight at once, with word operations).
 #[inline(always)]
-fn k4_scales_mins(q: &[u8]) -> (u64, u64) {
+pub(super) fn k4_scales_mins(q: &[u8]) -> (u64, u64) {
     let word = |k: usize| u32::from_le_bytes([q[4 * k], q[4 * k + 1], q[4 * k + 2], q[4 * k + 3]]);
     let (w0, w1, w2) = (word(0), word(1), word(2));
     let (low6, low4, top2) = (0x3f3f3f3f, 0x0f0f0f0f, 0x03030303);

@@ -3,10 +3,13 @@
 //! Weights stay in their GGUF block encoding. A matrix-vector product first quantizes the
 //! activation row once into the weight type's "dot type" (Q8_0, Q8_1, Q8_K, F16, ...), as
 //! llama.cpp does, then runs an integer dot product per weight row. `scalar` holds the
-//! reference kernels; `avx2` and `simd128` hold SIMD twins tested against them.
+//! reference kernels; `avx2` and `simd128` hold SIMD twins tested against them, `amx` the
+//! batched products on Intel's tile unit.
 
 pub mod f16;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
