@@ -125,6 +125,7 @@ impl Matrix {
         // from further out for every row).
         for (b, block) in xs.chunks(TOKEN_BLOCK).enumerate() {
             let first = b * TOKEN_BLOCK;
+            #[allow(unused_mut)] // only the x86 tile path takes rows off the front
             let mut rows = rows.clone();
             // On CPUs with a tile unit, groups of 16 rows at once (the rest row by row).
             #[cfg(target_arch = "x86_64")]
