@@ -14,6 +14,11 @@ use crate::storage::Storage;
 /// Tokens per pass over a matrix's rows in batched products: 16 tokens of a 2048-wide
 /// input are 32 KiB of 8-bit activations.
 const TOKEN_BLOCK: usize = 16;
+/// A token block rearranged for the tile unit (`None`: the block goes row by row).
+#[cfg(target_arch = "x86_64")]
+type TileBatch = Option<quant::amx::Tokens>;
+#[cfg(not(target_arch = "x86_64"))]
+type TileBatch = ();
 /// The fewest tokens a batch takes to the tile unit (fewer go row by row).
 #[cfg(target_arch = "x86_64")]
 const AMX_MIN_TOKENS: usize = 4;
@@ -107,17 +112,34 @@ impl Matrix {
     /// across the engine's threads.
     pub fn matmul(&self, xs: &[QuantizedRow], out: &mut [f32]) {
         assert!(out.len() >= xs.len() * self.rows);
+        let tiles = self.tile_batches(xs);
         let out = SharedOut(out.as_mut_ptr());
         parallel::for_ranges(self.rows, 16, 64, |rows| {
             // SAFETY: each thread writes its own rows of every token's output.
-            unsafe { self.matmul_rows(rows, xs, out) }
+            unsafe { self.matmul_rows(rows, xs, &tiles, out) }
         });
+    }
+
+    /// The token blocks the tile unit takes (x86 CPUs with AMX), rearranged once for all
+    /// threads: one entry per block of `xs`, or none at all (no allocation) where it is unused.
+    #[cfg(target_arch = "x86_64")]
+    fn tile_batches(&self, xs: &[QuantizedRow]) -> Vec<TileBatch> {
+        if xs.len() < AMX_MIN_TOKENS || !quant::amx::supports(self.ty) || !quant::amx::available() {
+            return Vec::new();
+        }
+        xs.chunks(TOKEN_BLOCK).map(|b| (b.len() >= AMX_MIN_TOKENS).then(|| quant::amx::Tokens::new(self.ty, b))).collect()
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn tile_batches(&self, _: &[QuantizedRow]) -> Vec<TileBatch> {
+        Vec::new()
     }
 
     /// `matmul` for the rows in `rows` only.
     ///
     /// SAFETY: `out` holds `xs.len() * self.rows` values, and no other thread writes these rows.
-    unsafe fn matmul_rows(&self, rows: Range<usize>, xs: &[QuantizedRow], out: SharedOut) {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    unsafe fn matmul_rows(&self, rows: Range<usize>, xs: &[QuantizedRow], tiles: &[TileBatch], out: SharedOut) {
         let rb = self.ty.row_bytes(self.cols);
         let put = |t: usize, r: usize, v: f32| out.write(t * self.rows + r, v);
         // A block of tokens at a time goes past every row: its activations stay in the L1
@@ -129,12 +151,11 @@ impl Matrix {
             let mut rows = rows.clone();
             // On CPUs with a tile unit, groups of 16 rows at once (the rest row by row).
             #[cfg(target_arch = "x86_64")]
-            if block.len() >= AMX_MIN_TOKENS && quant::amx::supports(self.ty) && quant::amx::available() {
-                let tokens = quant::amx::Tokens::new(self.ty, block);
+            if let Some(Some(tokens)) = tiles.get(b) {
                 let mut tile = [[0.0; quant::amx::TOKENS]; quant::amx::ROWS];
                 while rows.len() >= quant::amx::ROWS {
                     let r = rows.start;
-                    quant::amx::tile(self.ty, &self.bytes()[r * rb..(r + quant::amx::ROWS) * rb], rb, &tokens, &mut tile);
+                    quant::amx::tile(self.ty, &self.bytes()[r * rb..(r + quant::amx::ROWS) * rb], rb, tokens, &mut tile);
                     for (m, row) in tile.iter().enumerate() {
                         for (t, &v) in row[..block.len()].iter().enumerate() {
                             put(first + t, r + m, v);

@@ -75,7 +75,6 @@ fn request_tile_state() -> bool {
 /// 16-value groups' sums, what its scales multiply for the −32 centring). Zero past
 /// the batch.
 pub struct Tokens {
-    n: usize,
     b: Vec<u8>,
     d: Vec<f32>,
     off: Vec<i32>,
@@ -96,7 +95,6 @@ impl Tokens {
         };
         let k_quant = ty.block_size() == QK_K;
         let mut t = Tokens {
-            n: xs.len(),
             b: vec![0; chunks * B_TILE],
             d: vec![0.0; blocks * TOKENS],
             off: vec![0; if k_quant { 0 } else { blocks * TOKENS }],
@@ -135,15 +133,6 @@ impl Tokens {
             }
         }
         t
-    }
-
-    /// How many tokens the batch has.
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
     }
 }
 
@@ -188,6 +177,27 @@ impl TileConfig {
 #[repr(C, align(64))]
 struct Aligned<T>(T);
 
+/// Load the tile shapes for blocks `depth` bytes deep (see `TileConfig`).
+///
+/// SAFETY: the tile unit is available and enabled.
+#[inline(always)]
+unsafe fn configure(depth: u16) {
+    let config = TileConfig::new(depth);
+    asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+}
+
+/// Give the tile state back and write the 16 rows' sums of 16 tokens.
+///
+/// SAFETY: called from a function compiled with AVX-512F.
+#[inline(always)]
+unsafe fn release_into(sum: &[__m512; ROWS], out: &mut [[f32; TOKENS]; ROWS]) {
+    asm!("tilerelease", options(nostack, nomem));
+    for (row, sum) in out.iter_mut().zip(sum) {
+        _mm512_storeu_ps(row.as_mut_ptr(), *sum);
+    }
+}
+
+
 /// C (tmm0) = A (16 rows of 32 bytes from `a`, `a_stride` apart) · B (the B tile at `b`),
 /// stored to `c` (16 rows of 16 i32). `SIGNED`: A's bytes are signed (`tdpbssd`), else
 /// unsigned (`tdpbusd`); B's are signed.
@@ -212,8 +222,7 @@ unsafe fn tile_q32<W: Q32>(w: &[u8], rb: usize, t: &Tokens, out: &mut [[f32; TOK
     let mut a = Aligned([0u8; ROWS * QK]);
     let mut c = Aligned([0i32; ROWS * TOKENS]);
     let mut sum = [_mm512_setzero_ps(); ROWS];
-    let config = TileConfig::new(QK as u16);
-    asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+    configure(QK as u16);
     for blk in 0..nb {
         let at = blk * W::BYTES;
         // The weight rows are 16 streams; fetch each a few blocks ahead.
@@ -247,10 +256,7 @@ unsafe fn tile_q32<W: Q32>(w: &[u8], rb: usize, t: &Tokens, out: &mut [[f32; TOK
             *sum = _mm512_add_ps(*sum, v);
         }
     }
-    asm!("tilerelease", options(nostack, nomem));
-    for (row, sum) in out.iter_mut().zip(&sum) {
-        _mm512_storeu_ps(row.as_mut_ptr(), *sum);
-    }
+    release_into(&sum, out);
 }
 
 /// Q4_K, or Q5_K when `FIVE`: per 32-value group g, the tile's sums times the row's 6-bit
@@ -265,8 +271,7 @@ unsafe fn tile_k4<const FIVE: bool>(w: &[u8], rb: usize, t: &Tokens, out: &mut [
     let mut hi = Aligned([0u8; ROWS * QK]);
     let mut c = Aligned([0i32; ROWS * TOKENS]);
     let mut sum = [_mm512_setzero_ps(); ROWS];
-    let config = TileConfig::new(QK as u16);
-    asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+    configure(QK as u16);
     for blk in 0..nb {
         let at = blk * bytes;
         let mut scales = [0u64; ROWS];
@@ -310,10 +315,7 @@ unsafe fn tile_k4<const FIVE: bool>(w: &[u8], rb: usize, t: &Tokens, out: &mut [
             *sum = _mm512_add_ps(*sum, v);
         }
     }
-    asm!("tilerelease", options(nostack, nomem));
-    for (row, sum) in out.iter_mut().zip(&sum) {
-        _mm512_storeu_ps(row.as_mut_ptr(), *sum);
-    }
+    release_into(&sum, out);
 }
 
 /// Q6_K: per 16-value group g, a half-depth tile's sums of the unsigned 6-bit codes times the
@@ -325,8 +327,7 @@ unsafe fn tile_q6_k(w: &[u8], rb: usize, t: &Tokens, out: &mut [[f32; TOKENS]; R
     let mut quads = Aligned([0u8; 4 * ROWS * QK]);
     let mut c = Aligned([0i32; ROWS * TOKENS]);
     let mut sum = [_mm512_setzero_ps(); ROWS];
-    let config = TileConfig::new(16);
-    asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+    configure(16);
     for blk in 0..nb {
         let at = blk * block::Q6_K;
         for m in 0..ROWS {
@@ -372,10 +373,7 @@ unsafe fn tile_q6_k(w: &[u8], rb: usize, t: &Tokens, out: &mut [[f32; TOKENS]; R
             *sum = _mm512_add_ps(*sum, _mm512_mul_ps(_mm512_cvtepi32_ps(s), d));
         }
     }
-    asm!("tilerelease", options(nostack, nomem));
-    for (row, sum) in out.iter_mut().zip(&sum) {
-        _mm512_storeu_ps(row.as_mut_ptr(), *sum);
-    }
+    release_into(&sum, out);
 }
 
 #[cfg(test)]
